@@ -1,0 +1,1 @@
+"""Shared test support: reusable fixtures' building blocks for every test package."""
