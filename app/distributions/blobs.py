@@ -1,0 +1,125 @@
+"""Content-addressed store for distribution files.
+
+Layout under ``root``::
+
+    root/tmp/                       spool directory (uploads being received)
+    root/sha256/ab/cd/abcd...       one file per distinct content, named by
+                                    its lowercase hex SHA-256
+
+A file appears under its final name only through :func:`fsync_and_rename`:
+the bytes are fsynced, ``os.replace`` moves them into place atomically, and
+the directory is fsynced so the rename itself survives a crash. A crash at
+any point leaves either nothing or the complete file under the final name;
+at worst a stray ``root/tmp/*.part`` file, which :meth:`BlobStore.sweep_spool`
+removes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from app.distributions.form import StagedFile
+
+__all__ = ["BlobStore", "InvalidDigest", "fsync_and_rename"]
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class InvalidDigest(ValueError):
+    """A string that is not 64 lowercase hex characters was used as a blob name."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_and_rename(source: Path, target: Path) -> None:
+    """Durably move ``source`` to ``target`` (same filesystem).
+
+    fsync the file's data, ``os.replace`` it onto ``target`` (atomic on
+    POSIX: readers see the old name or the complete new file, never a
+    partial one), then fsync the target directory so the new directory entry
+    is on disk before we return.
+    """
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(source, target)
+    _fsync_dir(target.parent)
+
+
+class BlobStore:
+    """Distribution files on a local filesystem, addressed by SHA-256.
+
+    ``spool_dir`` is where :func:`~app.distributions.form.parse_upload_form`
+    must write (it is inside ``root``, hence on the same filesystem, so
+    :meth:`commit` is a rename, never a copy).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.spool_dir = self.root / "tmp"
+        self._objects = self.root / "sha256"
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._objects.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the blob with this digest lives (whether or not it exists).
+
+        Raises :class:`InvalidDigest` unless ``sha256`` is exactly 64
+        lowercase hex characters, so no caller-supplied string can steer the
+        path (``..``, ``/``, NUL).
+        """
+        if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+            raise InvalidDigest(f"not a lowercase hex sha256: {sha256!r}")
+        return self._objects / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open the blob for reading; ``FileNotFoundError`` if absent."""
+        return open(self.path_for(sha256), "rb")  # noqa: SIM115 - caller closes
+
+    def commit(self, staged: StagedFile) -> Path:
+        """Move a staged upload to its content address and return the path.
+
+        Idempotent: if a blob with the same digest is already stored, the
+        staged copy is discarded and the existing path returned. The staged
+        file must be in :attr:`spool_dir` (same filesystem). Its digest is
+        trusted as computed while it was written; the file is not re-read.
+        """
+        target = self.path_for(staged.sha256)
+        if target.is_file():
+            staged.discard()
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A new fan-out directory must itself be durable in its parent.
+        _fsync_dir(target.parent.parent)
+        _fsync_dir(self._objects)
+        fsync_and_rename(staged.path, target)
+        return target
+
+    def sweep_spool(self, older_than_seconds: float = 24 * 3600) -> int:
+        """Delete spool files older than the given age (leftovers of crashed
+        or killed requests). Returns how many were removed."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for entry in self.spool_dir.iterdir():
+            try:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
