@@ -15,6 +15,7 @@ Standard library and ``cryptography`` only: no web, no database. Modules:
 - :mod:`.errors` -- the error tree under ``TlogError``
 """
 
+from . import note
 from .bundles import MAX_ENTRY_SIZE, decode_entry_bundle, encode_entry_bundle
 from .errors import (
     CheckpointError,
@@ -29,6 +30,7 @@ from .errors import (
     TlogProofError,
     UnverifiedNoteError,
 )
+from .checkpoint import Checkpoint, open_checkpoint
 from .hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from .memory import MemoryTree
 from .plan import consistency_plan, fold_range, inclusion_plan, range_nodes, rehash, root_plan
@@ -50,6 +52,7 @@ from .tiles import (
     tile_width_at,
     tiles_for_size,
 )
+from .tlog_proof import TlogProof
 from .tree import TiledTree, TileReader, expand_tile, node_tile, tile_root
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "MAX_ENTRY_SIZE",
     "TILE_HEIGHT",
     "TILE_WIDTH",
+    "Checkpoint",
     "CheckpointError",
     "EntryBundleError",
     "InvalidSignatureError",
@@ -72,6 +76,7 @@ __all__ = [
     "TileReader",
     "TiledTree",
     "TlogError",
+    "TlogProof",
     "TlogProofError",
     "UnverifiedNoteError",
     "consistency_plan",
@@ -85,6 +90,8 @@ __all__ = [
     "leaf_hash",
     "node_hash",
     "node_tile",
+    "note",
+    "open_checkpoint",
     "parse_tile_path",
     "range_nodes",
     "rehash",
