@@ -1,0 +1,1 @@
+"""Thin FastAPI routers; business rules live in app.services."""

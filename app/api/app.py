@@ -1,0 +1,36 @@
+"""The FastAPI application, assembled from a Runtime."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import log_routes, ops_routes
+from app.api.errors import install_error_handlers
+from app.runtime import Runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """An app serving `runtime`; its lifespan starts and stops the sequencer."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="pubtrail",
+        version=__version__,
+        description="Trusted-publishing front and RFC 9162 transparency log for Python package indexes.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(log_routes.router)
+    app.include_router(ops_routes.router)
+    return app

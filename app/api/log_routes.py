@@ -1,0 +1,106 @@
+"""Auditor read API: checkpoints, tlog-tiles, entries and proofs."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse
+
+from app import tlog
+from app.api.deps import ReaderDep
+from app.errors import BadRequest, NotFound
+
+router = APIRouter(tags=["log"])
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+SHORT = "public, max-age=5"
+NOTE_TYPE = "text/plain; charset=utf-8"
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse, summary="Latest signed checkpoint (C2SP)")
+def checkpoint(reader: ReaderDep) -> Response:
+    return Response(reader.latest().note, media_type=NOTE_TYPE, headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/tile/{tile_path:path}",
+    summary="tlog-tiles hash tile or entry bundle",
+    description="`tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, as C2SP tlog-tiles. "
+    "Full tiles are immutable; partial ones are cached briefly. 404 until the log reaches a tile.",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def tile(tile_path: str, reader: ReaderDep) -> Response:
+    try:
+        parsed = tlog.parse_tile_path("tile/" + tile_path)
+    except tlog.TilePathError as exc:
+        raise NotFound(f"not a tile path: {exc}") from exc
+    if parsed.is_entries:
+        data = reader.entry_bundle(parsed.index, parsed.width)
+    else:
+        data = reader.tile(parsed.level, parsed.index, parsed.width)
+    cache = IMMUTABLE if parsed.width == 256 else SHORT
+    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
+
+
+@router.get("/api/v1/log", summary="The log's origin, size, root, checkpoint and verifier key")
+def log_info(reader: ReaderDep) -> dict:
+    latest = reader.latest()
+    return {
+        "origin": reader.origin,
+        "size": latest.size,
+        "root_hash": latest.root_hash.hex(),
+        "checkpoint": latest.note,
+        "verifier_key": reader.verifier_key,
+    }
+
+
+@router.get("/api/v1/log/entries/{index}", summary="One entry with its inclusion proof at the latest size")
+def log_entry(index: int, reader: ReaderDep) -> dict:
+    stored, proof, latest = reader.entry(index)
+    try:
+        entry = json.loads(stored.data)
+    except ValueError:
+        entry = None
+    return {
+        "index": stored.index,
+        "kind": stored.kind,
+        "leaf_hash": stored.leaf_hash.hex(),
+        "entry": entry,
+        "entry_bytes": base64.b64encode(stored.data).decode(),
+        "inclusion_proof": proof.to_json(),
+        "checkpoint": latest.note,
+    }
+
+
+@router.get("/api/v1/log/proof/inclusion", summary="Inclusion proof by index or by leaf hash")
+def inclusion_proof(
+    reader: ReaderDep,
+    index: int | None = Query(None, description="the entry's index"),
+    leaf_hash: str | None = Query(None, description="the entry's leaf hash, hex"),
+    tree_size: int | None = Query(None, description="defaults to the latest size"),
+) -> dict:
+    if (index is None) == (leaf_hash is None):
+        raise BadRequest("give exactly one of index and leaf_hash")
+    if leaf_hash is not None:
+        try:
+            raw = bytes.fromhex(leaf_hash)
+        except ValueError as exc:
+            raise BadRequest("leaf_hash must be hex") from exc
+        return reader.inclusion_by_hash(raw, tree_size).to_json()
+    return reader.inclusion(index, tree_size).to_json()
+
+
+@router.get("/api/v1/log/proof/consistency", summary="Consistency proof between two sizes")
+def consistency_proof(
+    reader: ReaderDep,
+    first: int = Query(..., description="the older size"),
+    second: int | None = Query(None, description="the newer size; defaults to the latest"),
+) -> dict:
+    return reader.consistency(first, second).to_json()
+
+
+@router.get("/api/v1/log/checkpoints/{size}", summary="The checkpoint signed at a size, if one was")
+def checkpoint_at(size: int, reader: ReaderDep) -> Response:
+    return Response(reader.checkpoint_at(size).note, media_type=NOTE_TYPE, headers={"Cache-Control": IMMUTABLE})

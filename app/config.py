@@ -1,0 +1,131 @@
+"""Settings: every knob pubtrail has, read from the environment in one place.
+
+`Settings.from_env()` is called by the CLI; tests build `Settings(...)` directly.
+Nothing here is read at import time, so two apps in one process never share state.
+
+Secrets are never defaulted. Outside development mode the service refuses to
+start without a signing key file and an admin token (`Settings.check_secrets`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+MIN_ADMIN_TOKEN_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """The configuration cannot work; the message says which variable and why."""
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration. See README.md for each variable and its default."""
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    origin: str = "pubtrail.localhost/log"
+    signing_key_file: Path | None = None
+    admin_token: str | None = None
+    dev: bool = False
+    audience: str = "pubtrail"
+    public_url: str = "http://127.0.0.1:8000"
+    jwks_urls: Mapping[str, str] = field(default_factory=dict)
+    disabled_issuers: frozenset[str] = frozenset()
+    batch_window: float = 0.010
+    batch_max: int = 1000
+    upload_token_lifetime: int = 15 * 60
+    max_upload_size: int = 100 * 1024 * 1024
+    jwks_refresh_cooldown: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read `PUBTRAIL_*` variables; raise ConfigError on malformed values."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("PUBTRAIL_DATA_DIR", "./var"))
+        key_file = env.get("PUBTRAIL_SIGNING_KEY_FILE")
+        try:
+            jwks_urls = json.loads(env.get("PUBTRAIL_JWKS_URLS") or "{}")
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"PUBTRAIL_JWKS_URLS is not valid JSON: {exc}") from exc
+        if not isinstance(jwks_urls, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in jwks_urls.items()
+        ):
+            raise ConfigError("PUBTRAIL_JWKS_URLS must be a JSON object mapping issuer URL to JWKS URL")
+        disabled = frozenset(
+            s.strip() for s in env.get("PUBTRAIL_DISABLED_ISSUERS", "").split(",") if s.strip()
+        )
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("PUBTRAIL_DATABASE_URL") or None,
+            origin=env.get("PUBTRAIL_ORIGIN", cls.origin),
+            signing_key_file=Path(key_file) if key_file else data_dir / "log-signing.key",
+            admin_token=env.get("PUBTRAIL_ADMIN_TOKEN") or None,
+            dev=_bool(env.get("PUBTRAIL_DEV")),
+            audience=env.get("PUBTRAIL_AUDIENCE", cls.audience),
+            public_url=env.get("PUBTRAIL_PUBLIC_URL", cls.public_url).rstrip("/"),
+            jwks_urls=jwks_urls,
+            disabled_issuers=disabled,
+            batch_window=_float(env, "PUBTRAIL_BATCH_WINDOW_MS", cls.batch_window * 1000) / 1000,
+            batch_max=int(_float(env, "PUBTRAIL_BATCH_MAX", cls.batch_max)),
+            upload_token_lifetime=int(
+                _float(env, "PUBTRAIL_UPLOAD_TOKEN_LIFETIME", cls.upload_token_lifetime)
+            ),
+            max_upload_size=int(_float(env, "PUBTRAIL_MAX_UPLOAD_SIZE", cls.max_upload_size)),
+        )
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pubtrail.sqlite3').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "log-signing.key"
+
+    def check_secrets(self) -> None:
+        """Refuse to run with a missing or weak secret outside development mode."""
+        if not self.key_file.is_file():
+            raise ConfigError(
+                f"no log signing key at {self.key_file}: create one with "
+                f"`pubtrail keygen --origin {self.origin} --out {self.key_file}` "
+                "or set PUBTRAIL_SIGNING_KEY_FILE"
+            )
+        if self.dev:
+            return
+        if not self.admin_token:
+            raise ConfigError(
+                "PUBTRAIL_ADMIN_TOKEN is not set; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        if len(self.admin_token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"PUBTRAIL_ADMIN_TOKEN is too short ({len(self.admin_token)} characters); "
+                f"use at least {MIN_ADMIN_TOKEN_LENGTH} random characters"
+            )
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value

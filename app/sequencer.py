@@ -1,0 +1,408 @@
+"""Sequencer: group commit of log appends, one signed checkpoint per batch.
+
+`await sequencer.append(entry)` returns a `Receipt` only after the entry's
+batch is committed (durable) and a checkpoint covering it is signed and
+stored: acknowledged means durable and included.
+
+How a batch runs (`_commit_batch`, in a worker thread):
+
+1. open a write transaction (SQLite `BEGIN IMMEDIATE`, PostgreSQL
+   `SELECT ... FOR UPDATE` on the state row): one writer per log, across
+   processes and hosts;
+2. check that the stored tiles hash to the stored root (storage is not
+   trusted, and another process may have appended since our last batch);
+3. give each entry its index; an entry's projection (the query-table rows it
+   implies) runs in a SAVEPOINT and may refuse that entry alone;
+4. append the leaf hashes, check the new tree is consistent with the old
+   root, sign the new checkpoint, write entries + tiles + checkpoint + state,
+   commit;
+5. after the commit, compute each entry's inclusion proof and resolve it.
+
+Any failure before the commit fails the whole batch and drops the tile cache
+(it may hold tiles that were never committed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from sqlalchemy.engine import Connection
+
+from app import tlog
+from app.storage.log_store import LogStore, NewEntry
+from app.tlog import Checkpoint, TiledTree, TlogProof, note
+
+log = logging.getLogger("pubtrail.sequencer")
+
+Projection = Callable[[Connection, int], object]
+"""Writes the query rows an entry implies, given the open transaction and the
+entry's index. Its return value is handed back in the receipt's `projected`;
+raising refuses this entry only (the exception reaches its caller)."""
+
+
+class LogIntegrityError(RuntimeError):
+    """Stored tiles, state and checkpoints disagree: the log refuses to sign."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof that an entry is in the log: its index, leaf hash, an inclusion
+    proof at `tree_size`, and the signed checkpoint of that size."""
+
+    index: int
+    leaf_hash: bytes
+    tree_size: int
+    root_hash: bytes
+    inclusion_proof: list[bytes]
+    checkpoint: str
+    projected: object = None
+
+    def tlog_proof(self) -> str:
+        """The receipt as C2SP tlog-proof text."""
+        return TlogProof(
+            index=self.index, hashes=list(self.inclusion_proof), checkpoint=self.checkpoint, extra=None
+        ).to_text()
+
+    def to_json(self) -> dict:
+        return {
+            "index": self.index,
+            "leaf_hash": self.leaf_hash.hex(),
+            "inclusion_proof": {
+                "index": self.index,
+                "tree_size": self.tree_size,
+                "root_hash": self.root_hash.hex(),
+                "hashes": [h.hex() for h in self.inclusion_proof],
+            },
+            "checkpoint": self.checkpoint,
+            "tlog_proof": self.tlog_proof(),
+        }
+
+
+@dataclass
+class _Pending:
+    kind: str
+    data: bytes
+    projection: Projection | None
+    logged_at: int
+    future: asyncio.Future
+    leaf_hash: bytes = b""
+    index: int = -1
+    projected: object = None
+    error: BaseException | None = None
+
+
+@dataclass
+class BatchStats:
+    """Counters the metrics endpoint reads."""
+
+    batches: int = 0
+    entries: int = 0
+    last_batch_size: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class Sequencer:
+    """Batches concurrent appends into one transaction and one checkpoint.
+
+    `clock` returns Unix time (injected so tests control it); `signer` is the
+    log's note signer, whose name must be the log's origin.
+    """
+
+    def __init__(
+        self,
+        store: LogStore,
+        signer: note.Signer,
+        verifier: note.Verifier,
+        origin: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        batch_window: float = 0.010,
+        batch_max: int = 1000,
+        on_batch: Callable[[int, float], None] | None = None,
+    ):
+        if signer.name != origin:
+            raise ValueError(f"signing key is for {signer.name!r}, but the log origin is {origin!r}")
+        self.store = store
+        self.signer = signer
+        self.verifier = verifier
+        self.origin = origin
+        self.clock = clock
+        self.batch_window = batch_window
+        self.batch_max = max(1, batch_max)
+        self.on_batch = on_batch
+        self.tree = TiledTree(store)
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._task: asyncio.Task | None = None
+        self._write_lock = threading.Lock()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Create the log on first start (signing the empty checkpoint), then
+        check that stored state, tiles and the latest checkpoint agree.
+
+        Raises LogIntegrityError if they do not: the service must not start.
+        """
+        with self._write_lock, self.store.write_connection() as conn:
+            with conn.begin():
+                state = self.store.lock_state(conn)
+                if state is None:
+                    self.store.create_state(conn, self.origin, tlog.EMPTY_ROOT)
+                    signed = self._sign(0, tlog.EMPTY_ROOT)
+                    self.store.write_batch(
+                        conn,
+                        first_index=0,
+                        entries=[],
+                        tiles=[],
+                        new_size=0,
+                        new_root=tlog.EMPTY_ROOT,
+                        checkpoint_note=signed,
+                        signed_at=int(self.clock()),
+                    )
+                    log.info("created log %s", self.origin)
+        self.check_integrity()
+
+    def check_integrity(self) -> None:
+        """Verify origin, tiles, entry count and latest checkpoint against each other."""
+        state = self.store.state()
+        if state is None:
+            raise LogIntegrityError("the log has no state row; run initialize()")
+        if state.origin != self.origin:
+            raise LogIntegrityError(
+                f"the database holds log {state.origin!r} but this service is configured for "
+                f"{self.origin!r}; refusing to sign"
+            )
+        latest = self.store.checkpoint()
+        if latest is None or latest.size != state.size or latest.root_hash != state.root_hash:
+            raise LogIntegrityError(
+                f"latest stored checkpoint ({latest.size if latest else None}) does not match the "
+                f"log state (size {state.size}); refusing to sign"
+            )
+        try:
+            text, _ = note.open(latest.note, [self.verifier])
+        except tlog.TlogError as exc:
+            raise LogIntegrityError(
+                f"latest checkpoint does not verify with this service's key: {exc}; refusing to sign"
+            ) from exc
+        parsed = Checkpoint.parse(text)
+        if (parsed.origin, parsed.size, parsed.root_hash) != (self.origin, state.size, state.root_hash):
+            raise LogIntegrityError("latest checkpoint body does not match the log state; refusing to sign")
+        root = self._root_from_tiles(state.size)
+        if root != state.root_hash:
+            raise LogIntegrityError(
+                f"stored tiles hash to {root.hex()} at size {state.size}, but the signed checkpoint "
+                f"says {state.root_hash.hex()}; refusing to sign"
+            )
+        count = self.store.entry_count()
+        if count != state.size:
+            raise LogIntegrityError(
+                f"the log has {count} entries but its checkpoint says {state.size}; refusing to sign"
+            )
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._run(), name="pubtrail-sequencer")
+
+    async def stop(self) -> None:
+        """Stop after finishing the batch in flight; waiters still queued get an error."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+        while self._queue is not None and not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("the log is shutting down"))
+
+    # --- appending -------------------------------------------------------------------
+
+    async def append(self, data: bytes, *, kind: str, projection: Projection | None = None) -> Receipt:
+        """Append one entry; return its receipt once durable and included."""
+        if self._queue is None:
+            raise RuntimeError("sequencer is not started")
+        if len(data) > 0xFFFF:
+            raise ValueError(f"a log entry is at most 65535 bytes, this one is {len(data)}")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(kind, data, projection, int(self.clock()), future))
+        return await future
+
+    def append_batch_sync(self, items: Sequence[tuple[str, bytes]]) -> list[Receipt]:
+        """Append entries in one batch from synchronous code (CLI, rebuild tools, tests)."""
+        loop_less = [_Pending(kind, data, None, int(self.clock()), _SyncFuture()) for kind, data in items]
+        self._commit_batch(loop_less)
+        return [p.future.result() for p in loop_less]
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self.batch_window
+            while len(batch) < self.batch_max:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), min(remaining, 0.001)))
+                except TimeoutError:
+                    break  # nobody else is waiting: do not make this batch wait longer
+            started = time.perf_counter()
+            try:
+                await asyncio.to_thread(self._commit_batch, batch)
+            except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
+                log.exception("log batch of %d failed", len(batch))
+                for pending in batch:
+                    if not pending.future.done():
+                        _set_exception(pending.future, exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            if self.on_batch:
+                self.on_batch(len(batch), time.perf_counter() - started)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        """Run one batch to commit, then resolve every pending entry of it."""
+        with self._write_lock:
+            try:
+                committed = self._write(batch)
+            except BaseException:
+                self.tree = TiledTree(self.store)  # may hold tiles of a batch that never committed
+                raise
+        if committed is None:
+            for pending in batch:
+                _resolve(pending, error=pending.error)
+            return
+        size, root, signed = committed
+        receipts = {
+            pending.index: Receipt(
+                index=pending.index,
+                leaf_hash=pending.leaf_hash,
+                tree_size=size,
+                root_hash=root,
+                inclusion_proof=self.tree.inclusion_proof(pending.index, size),
+                checkpoint=signed,
+                projected=pending.projected,
+            )
+            for pending in batch
+            if pending.error is None
+        }
+        for pending in batch:
+            _resolve(pending, receipt=receipts.get(pending.index), error=pending.error)
+
+    def _write(self, batch: list[_Pending]) -> tuple[int, bytes, str] | None:
+        with self.store.write_connection() as conn, conn.begin():
+            state = self.store.lock_state(conn)
+            if state is None:
+                raise LogIntegrityError("the log has no state row; run initialize()")
+            old_size = state.size
+            if self._root_from_tiles(old_size) != state.root_hash:
+                raise LogIntegrityError(
+                    f"stored tiles do not hash to the stored root at size {old_size}; refusing to sign"
+                )
+            accepted: list[_Pending] = []
+            for pending in batch:
+                pending.index = old_size + len(accepted)
+                if pending.projection is not None:
+                    savepoint = conn.begin_nested()
+                    try:
+                        pending.projected = pending.projection(conn, pending.index)
+                    except Exception as exc:  # noqa: BLE001 - refused entries report their own error
+                        savepoint.rollback()
+                        pending.error = exc
+                        pending.index = -1
+                        continue
+                    savepoint.commit()
+                pending.leaf_hash = tlog.leaf_hash(pending.data)
+                accepted.append(pending)
+            if not accepted:
+                return None
+            new_size = old_size + len(accepted)
+            tiles = self.tree.append(old_size, [p.leaf_hash for p in accepted])
+            self.tree.remember(tiles)
+            new_root = self.tree.root(new_size)
+            if old_size:
+                proof = self.tree.consistency_proof(old_size, new_size)
+                try:
+                    tlog.verify_consistency(old_size, new_size, proof, state.root_hash, new_root)
+                except tlog.ProofError as exc:
+                    raise LogIntegrityError(f"new tree is not consistent with the old one: {exc}") from exc
+            signed = self._sign(new_size, new_root)
+            self.store.write_batch(
+                conn,
+                first_index=old_size,
+                entries=[NewEntry(p.kind, p.leaf_hash, p.data, p.logged_at) for p in accepted],
+                tiles=tiles,
+                new_size=new_size,
+                new_root=new_root,
+                checkpoint_note=signed,
+                signed_at=int(self.clock()),
+            )
+        return new_size, new_root, signed
+
+    def _root_from_tiles(self, size: int) -> bytes:
+        return tlog.EMPTY_ROOT if size == 0 else self.tree.root(size)
+
+    def _sign(self, size: int, root: bytes) -> str:
+        return note.sign(Checkpoint(self.origin, size, root).to_text(), [self.signer])
+
+
+class _SyncFuture:
+    """The small part of the Future API `_resolve` needs, for synchronous callers."""
+
+    def __init__(self):
+        self._result = None
+        self._error: BaseException | None = None
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value) -> None:
+        self._result, self._done = value, True
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error, self._done = error, True
+
+    def result(self):
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _resolve(pending: _Pending, *, receipt: Receipt | None = None, error: BaseException | None = None) -> None:
+    future = pending.future
+    if isinstance(future, _SyncFuture):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(receipt)
+        return
+    loop = future.get_loop()
+    if error is not None:
+        loop.call_soon_threadsafe(_set_exception, future, error)
+    else:
+        loop.call_soon_threadsafe(_set_result, future, receipt)
+
+
+def _set_result(future: asyncio.Future, value) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _set_exception(future: asyncio.Future, error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -1,0 +1,1 @@
+"""Business rules: the log, token exchange, uploads. No HTTP here."""

@@ -1,0 +1,230 @@
+"""LogStore: the database side of the log (entries, tiles, checkpoints, state).
+
+The store knows nothing about hashing or signing; it keeps bytes and answers
+queries. The sequencer calls `lock_state` and `write_batch` inside one write
+transaction; readers call the other methods, each on a short connection of
+its own. Tiles are kept at their widest version only (`LogTile`); a request
+for a narrower partial tile is answered with the matching prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from sqlalchemy import Engine, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from app.storage.db import WRITE, is_sqlite
+from app.storage.tables import LogEntry, LogState, LogTile, SignedCheckpoint
+from app.tlog import Tile, TileError
+
+HASH_SIZE = 32
+
+_entries = LogEntry.__table__
+_tiles = LogTile.__table__
+_checkpoints = SignedCheckpoint.__table__
+_state = LogState.__table__
+
+
+@dataclass(frozen=True)
+class StoredState:
+    origin: str
+    size: int
+    root_hash: bytes
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    index: int
+    kind: str
+    leaf_hash: bytes
+    data: bytes
+    logged_at: int
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root_hash: bytes
+    note: str
+    signed_at: int
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    kind: str
+    leaf_hash: bytes
+    data: bytes
+    logged_at: int
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table that does not exist yet (idempotent)."""
+    import app.storage.tables  # noqa: F401  (registers the tables)
+
+    SQLModel.metadata.create_all(engine)
+
+
+class LogStore:
+    """Reads and writes the log's tables through `engine`."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sqlite = is_sqlite(engine)
+
+    # --- writing (inside the sequencer's transaction) --------------------------
+
+    def write_connection(self):
+        """A connection whose transactions take the database's write lock at BEGIN."""
+        return self.engine.connect().execution_options(**WRITE)
+
+    def lock_state(self, conn: Connection) -> StoredState | None:
+        """Read the log state row, locking it until the transaction ends."""
+        query = select(_state.c.origin, _state.c.size, _state.c.root_hash).where(_state.c.id == 1)
+        if not self._sqlite:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        return StoredState(row.origin, row.size, bytes(row.root_hash)) if row else None
+
+    def create_state(self, conn: Connection, origin: str, root_hash: bytes) -> None:
+        conn.execute(_state.insert().values(id=1, origin=origin, size=0, root_hash=root_hash))
+
+    def write_batch(
+        self,
+        conn: Connection,
+        *,
+        first_index: int,
+        entries: Sequence[NewEntry],
+        tiles: Iterable[tuple[Tile, bytes]],
+        new_size: int,
+        new_root: bytes,
+        checkpoint_note: str,
+        signed_at: int,
+    ) -> None:
+        """Write a batch's entries, changed tiles, signed checkpoint and new state."""
+        if entries:
+            conn.execute(
+                _entries.insert(),
+                [
+                    {
+                        "index": first_index + offset,
+                        "kind": entry.kind,
+                        "leaf_hash": entry.leaf_hash,
+                        "data": entry.data,
+                        "logged_at": entry.logged_at,
+                    }
+                    for offset, entry in enumerate(entries)
+                ],
+            )
+        tile_rows = [
+            {"level": tile.level, "index": tile.index, "width": tile.width, "data": data}
+            for tile, data in tiles
+        ]
+        if tile_rows:
+            dialect = sqlite if self._sqlite else postgresql
+            insert = dialect.insert(_tiles)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[_tiles.c.level, _tiles.c.index],
+                    set_={"width": insert.excluded.width, "data": insert.excluded.data},
+                ),
+                tile_rows,
+            )
+        conn.execute(
+            _checkpoints.insert().values(
+                size=new_size, root_hash=new_root, note=checkpoint_note, signed_at=signed_at
+            )
+        )
+        conn.execute(
+            update(_state).where(_state.c.id == 1).values(size=new_size, root_hash=new_root)
+        )
+
+    # --- reading ------------------------------------------------------------------
+
+    def read_tiles(self, tiles: Sequence[Tile]) -> list[bytes]:
+        """TileReader: each requested tile's hashes, exactly `width * 32` bytes.
+
+        Raises TileError if a tile is missing or narrower than requested.
+        """
+        if not tiles:
+            return []
+        keys = {(t.level, t.index) for t in tiles}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_tiles.c.level, _tiles.c.index, _tiles.c.data).where(
+                    tuple_(_tiles.c.level, _tiles.c.index).in_(list(keys))
+                )
+            ).all()
+        found = {(row.level, row.index): bytes(row.data) for row in rows}
+        out = []
+        for tile in tiles:
+            data = found.get((tile.level, tile.index))
+            need = tile.width * HASH_SIZE
+            if data is None or len(data) < need:
+                raise TileError(f"tile {tile.path} is not in storage")
+            out.append(data[:need])
+        return out
+
+    def read_tile(self, level: int, index: int, width: int) -> bytes | None:
+        """One tile's bytes at `width`, or None if the log has not reached it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_tiles.c.width, _tiles.c.data).where(
+                    _tiles.c.level == level, _tiles.c.index == index
+                )
+            ).first()
+        if row is None or row.width < width:
+            return None
+        return bytes(row.data[: width * HASH_SIZE])
+
+    def state(self) -> StoredState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_state.c.origin, _state.c.size, _state.c.root_hash).where(_state.c.id == 1)
+            ).first()
+        return StoredState(row.origin, row.size, bytes(row.root_hash)) if row else None
+
+    def entry(self, index: int) -> StoredEntry | None:
+        entries = self.entries(index, index + 1)
+        return entries[0] if entries else None
+
+    def entries(self, start: int, stop: int) -> list[StoredEntry]:
+        """Entries with start <= index < stop, in index order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_entries)
+                .where(_entries.c.index >= start, _entries.c.index < stop)
+                .order_by(_entries.c.index)
+            ).all()
+        return [
+            StoredEntry(r.index, r.kind, bytes(r.leaf_hash), bytes(r.data), r.logged_at) for r in rows
+        ]
+
+    def entry_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(_entries)).scalar_one()
+
+    def index_of_leaf_hash(self, leaf_hash: bytes, below: int) -> int | None:
+        """The smallest index below `below` whose leaf hash is `leaf_hash`."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.min(_entries.c.index)).where(
+                    _entries.c.leaf_hash == leaf_hash, _entries.c.index < below
+                )
+            ).scalar_one_or_none()
+
+    def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
+        """The checkpoint signed at `size`, or the latest one when size is None."""
+        query = select(_checkpoints)
+        if size is None:
+            query = query.order_by(_checkpoints.c.size.desc()).limit(1)
+        else:
+            query = query.where(_checkpoints.c.size == size)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return StoredCheckpoint(row.size, bytes(row.root_hash), row.note, row.signed_at)

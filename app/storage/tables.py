@@ -1,0 +1,183 @@
+"""SQLModel tables.
+
+Two groups:
+
+* the log itself (`LogState`, `LogEntry`, `LogTile`, `SignedCheckpoint`): the
+  source of truth, enough to rebuild everything else;
+* projections of log entries (`Publisher`, `Exchange`, `ExchangeClaim`,
+  `UploadToken`, `Project`, `ReleaseFile`) and operational state that is not
+  logged (`UsedJti`, `FailedExchange`).
+
+Times are integer Unix seconds (UTC): portable between SQLite and PostgreSQL
+and trivially indexable for time-window queries. Log indexes are BIGINT.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _bigint(primary_key: bool = False, index: bool = False, nullable: bool = False, unique: bool = False) -> Column:
+    return Column(
+        BigInteger, primary_key=primary_key, index=index, nullable=nullable, unique=unique, autoincrement=False
+    )
+
+
+# --- the log -----------------------------------------------------------------
+
+
+class LogState(SQLModel, table=True):
+    """One row: the log's origin and the size and root of its latest checkpoint.
+
+    Writers lock this row (PostgreSQL `SELECT ... FOR UPDATE`) or the whole
+    database (SQLite `BEGIN IMMEDIATE`) before appending.
+    """
+
+    __tablename__ = "log_state"
+    id: int = Field(default=1, primary_key=True)
+    origin: str
+    size: int = Field(sa_column=_bigint())
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LogEntry(SQLModel, table=True):
+    """A leaf of the log: `data` is the exact byte string that was hashed."""
+
+    __tablename__ = "log_entry"
+    index: int = Field(sa_column=_bigint(primary_key=True))
+    kind: str = Field(index=True)
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    logged_at: int = Field(sa_column=_bigint(index=True))
+
+
+class LogTile(SQLModel, table=True):
+    """The newest version of one hash tile (tlog-tiles). A partial tile at width
+    W is a prefix of every later version, so only the widest is kept."""
+
+    __tablename__ = "log_tile"
+    level: int = Field(primary_key=True)
+    index: int = Field(sa_column=_bigint(primary_key=True))
+    width: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SignedCheckpoint(SQLModel, table=True):
+    """Every checkpoint the log ever signed, by tree size."""
+
+    __tablename__ = "signed_checkpoint"
+    size: int = Field(sa_column=_bigint(primary_key=True))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    signed_at: int = Field(sa_column=_bigint())
+
+
+# --- projections of log entries ---------------------------------------------
+
+
+class Publisher(SQLModel, table=True):
+    """A trusted publisher of a project, from its `publisher` add entry."""
+
+    __tablename__ = "publisher"
+    id: str = Field(primary_key=True)
+    project: str = Field(index=True)
+    provider: str
+    lookup_key: str = Field(index=True)
+    config: str = Field(sa_column=Column(Text, nullable=False))
+    added_at: int = Field(sa_column=_bigint())
+    added_by: str
+    added_log_index: int = Field(sa_column=_bigint())
+    removed_at: Optional[int] = Field(default=None, sa_column=_bigint(nullable=True))
+    removed_by: Optional[str] = None
+    removed_log_index: Optional[int] = Field(default=None, sa_column=_bigint(nullable=True))
+
+
+class Exchange(SQLModel, table=True):
+    """A successful token exchange, from its `exchange` entry."""
+
+    __tablename__ = "exchange"
+    log_index: int = Field(sa_column=_bigint(primary_key=True))
+    at: int = Field(sa_column=_bigint(index=True))
+    issuer: str = Field(index=True)
+    provider: str
+    kid: str = Field(index=True)
+    jti: Optional[str] = None
+    publisher_id: str = Field(index=True)
+    token_id: str = Field(unique=True)
+    token_expires_at: int = Field(sa_column=_bigint())
+
+
+class ExchangeClaim(SQLModel, table=True):
+    """One identity claim of an exchange: blast-radius queries select on (name, value)."""
+
+    __tablename__ = "exchange_claim"
+    __table_args__ = (Index("ix_exchange_claim_name_value", "name", "value"),)
+    log_index: int = Field(sa_column=_bigint(primary_key=True))
+    name: str = Field(primary_key=True)
+    value: str
+
+
+class UploadToken(SQLModel, table=True):
+    """A minted upload token: only a hash of its secret is kept."""
+
+    __tablename__ = "upload_token"
+    id: str = Field(primary_key=True)
+    secret_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    exchange_log_index: int = Field(sa_column=_bigint(index=True))
+    projects: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: int = Field(sa_column=_bigint(index=True))
+    revoked_at: Optional[int] = Field(default=None, sa_column=_bigint(nullable=True))
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "project"
+    name: str = Field(primary_key=True)
+    created_at: int = Field(sa_column=_bigint())
+    created_log_index: int = Field(sa_column=_bigint())
+
+
+class ReleaseFile(SQLModel, table=True):
+    """An accepted distribution file, from its `upload` entry."""
+
+    __tablename__ = "release_file"
+    filename: str = Field(primary_key=True)
+    project: str = Field(index=True)
+    version: str
+    packagetype: str
+    size: int = Field(sa_column=_bigint())
+    sha256: str = Field(index=True)
+    blake2b_256: str
+    requires_python: Optional[str] = None
+    uploaded_at: int = Field(sa_column=_bigint(index=True))
+    log_index: int = Field(sa_column=_bigint(unique=True))
+    token_id: str = Field(index=True)
+    exchange_log_index: int = Field(sa_column=_bigint(index=True))
+
+
+# --- operational state (not logged) ------------------------------------------
+
+
+class UsedJti(SQLModel, table=True):
+    """OIDC `jti` values already exchanged, kept until after the token's expiry."""
+
+    __tablename__ = "used_jti"
+    __table_args__ = (UniqueConstraint("issuer", "jti"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    issuer: str
+    jti: str
+    expires_at: int = Field(sa_column=_bigint(index=True))
+
+
+class FailedExchange(SQLModel, table=True):
+    """A refused token exchange (bounded audit trail, pruned oldest first)."""
+
+    __tablename__ = "failed_exchange"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: int = Field(sa_column=_bigint(index=True))
+    issuer: Optional[str] = None
+    code: str
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    repository: Optional[str] = None
