@@ -123,7 +123,8 @@ def _base(iss: str, audience: str, now: float | None, lifetime: int, jti: bool) 
     claims: dict[str, Any] = {"iss": iss, "aud": audience, "iat": t, "nbf": t, "exp": t + lifetime}
     if jti:
         claims["jti"] = str(uuid.uuid4())
-    return claims
+    # iss=None / audience=None mean "leave the claim out".
+    return {name: value for name, value in claims.items() if value is not None}
 
 
 def github_claims(
