@@ -103,14 +103,16 @@ def public_jwk(private_key: Any, kid: str) -> dict[str, str]:
             "e": _b64(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
         }
     numbers = public.public_numbers()
+    size = (public.curve.key_size + 7) // 8
+    crv, alg = {"secp256r1": ("P-256", "ES256"), "secp384r1": ("P-384", "ES384")}[public.curve.name]
     return {
         "kty": "EC",
         "kid": kid,
         "use": "sig",
-        "alg": "ES256",
-        "crv": "P-256",
-        "x": _b64(numbers.x.to_bytes(32, "big")),
-        "y": _b64(numbers.y.to_bytes(32, "big")),
+        "alg": alg,
+        "crv": crv,
+        "x": _b64(numbers.x.to_bytes(size, "big")),
+        "y": _b64(numbers.y.to_bytes(size, "big")),
     }
 
 
