@@ -75,7 +75,9 @@ def test_tiled_tree_every_proof(reference: ReferenceTree, cache_size: int) -> No
     store = WidestTileStore()
     _grow_tiled(store, MAX_SIZE, seed=cache_size)
     tree = TiledTree(store, cache_size=cache_size)
-    for size in range(1, MAX_SIZE + 1):
+    # Without a cache every proof re-hashes its tiles: check a third of the sizes.
+    step = 1 if cache_size else 3
+    for size in range(1, MAX_SIZE + 1, step):
         assert tree.root(size) == reference.root(size)
         for index in range(size):
             assert tree.inclusion_proof(index, size) == reference.inclusion_proof(index, size), (index, size)
