@@ -135,20 +135,25 @@ def github_claims(
     audience: str = "pubtrail",
     iss: str = GITHUB_ISSUER,
     lifetime: int = 300,
-    repository: str = "octo-org/sampleproject",
-    repository_owner_id: str = "65432",
+    repository: str | None = "octo-org/sampleproject",
+    repository_owner_id: str | None = "65432",
     workflow: str = "release.yml",
-    ref: str = "refs/tags/v1.0.0",
-    sha: str = "a" * 40,
+    ref: str | None = "refs/tags/v1.0.0",
+    sha: str | None = "a" * 40,
     environment: str | None = "pypi",
-    event_name: str = "push",
+    event_name: str | None = "push",
     **overrides: Any,
 ) -> dict[str, Any]:
     """github_claims is a realistic GitHub Actions ID-token claim set.
 
-    ``overrides`` replace or add claims; an override of ``None`` removes the
-    claim (to test a missing claim).
+    ``overrides`` replace or add claims; any claim given as ``None`` (named
+    parameter or override) is left out, to test a missing claim.
     """
+    named = {"repository": repository, "repository_owner_id": repository_owner_id, "ref": ref,
+             "sha": sha, "event_name": event_name}
+    removed = [name for name, value in named.items() if value is None]
+    repository = repository or "octo-org/sampleproject"
+    ref = "refs/tags/v1.0.0" if ref is None else ref
     owner = repository.split("/", 1)[0]
     workflow_path = f"{repository}/.github/workflows/{workflow}@{ref}"
     sub = f"repo:{repository}:environment:{environment}" if environment else f"repo:{repository}:ref:{ref}"
@@ -183,7 +188,7 @@ def github_claims(
     )
     if environment:
         claims["environment"] = environment
-    return _apply(claims, overrides)
+    return _apply(claims, {**dict.fromkeys(removed), **overrides})
 
 
 def gitlab_claims(
@@ -197,7 +202,7 @@ def gitlab_claims(
     workflow_filepath: str = ".gitlab-ci.yml",
     ref: str = "main",
     ref_type: str = "branch",
-    sha: str = "b" * 40,
+    sha: str | None = "b" * 40,
     environment: str | None = "production",
     namespace_id: str = "1111",
     project_id: str = "2222",
@@ -294,12 +299,9 @@ def activestate_claims(
 
 
 def _apply(claims: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    for name, value in overrides.items():
-        if value is None:
-            claims.pop(name, None)
-        else:
-            claims[name] = value
-    return claims
+    claims.update(overrides)
+    # A claim given as None means "leave it out".
+    return {name: value for name, value in claims.items() if value is not None}
 
 
 class LocalOIDCIssuer:
