@@ -132,3 +132,83 @@ def test_requests_sees_reason_like_twine(base_url: str) -> None:
 def test_encode_reason() -> None:
     assert encode_reason("a\r\nb\tc\x7fd") == b"a b c d"
     assert encode_reason("x" * 5000).endswith(b"...") and len(encode_reason("x" * 5000)) == 1024
+
+
+def test_twine_skip_existing_end_to_end(tmp_path) -> None:
+    """The pieces wired like the future /legacy/ route; real twine, real socket."""
+    import subprocess
+    import sys
+
+    from starlette.requests import Request
+
+    from app.distributions.blobs import BlobStore
+    from app.distributions.errors import UploadError, file_already_exists
+    from app.distributions.form import parse_upload_form
+    from app.distributions.validate import (
+        check_action, check_archive, check_content_type, check_digests, validate_filename,
+        validate_metadata_fields,
+    )
+    from tests.distributions.builders import build_wheel
+
+    store = BlobStore(tmp_path / "blobs")
+    seen: dict[str, str] = {}
+
+    async def legacy(request: Request):
+        form = None
+        try:
+            form = await parse_upload_form(request.stream(), request.headers.get("content-type"),
+                                           max_file_size=10 << 20, spool_dir=store.spool_dir)
+            check_action(form.fields)
+            meta = validate_metadata_fields(form.fields)
+            if form.file is None:
+                raise UploadError(400, "Upload payload does not have a file.")
+            validate_filename(form.file.filename, meta.name, meta.version, meta.filetype)
+            check_content_type(form.file.content_type)
+            check_digests(form.fields, form.file)
+            if form.file.filename in seen:
+                raise file_already_exists(form.file.filename, form.file.blake2b_256)
+            check_archive(form.file.path, form.file.filename)
+            store.commit(form.file)
+            seen[form.file.filename] = form.file.sha256
+            return PlainTextResponse("OK")
+        except UploadError as exc:
+            if form is not None:
+                form.discard()
+            return ReasonResponse(exc.status, exc.reason)
+
+    upload_app = Starlette(routes=[Route("/legacy/", legacy, methods=["POST"])])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(upload_app, http=ReasonH11Protocol, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    wheel = build_wheel(tmp_path / "demo_pkg-1.0-py3-none-any.whl")
+    cmd = [sys.executable, "-m", "twine", "upload", "--repository-url", f"http://127.0.0.1:{port}/legacy/",
+           "-u", "__token__", "-p", "pypi-x", "--disable-progress-bar", "--non-interactive", str(wheel)]
+    try:
+        first = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert store.exists(seen["demo_pkg-1.0-py3-none-any.whl"])
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1
+        assert "File already exists ('demo_pkg-1.0-py3-none-any.whl'" in again.stdout + again.stderr
+        # twine 7 refuses --skip-existing for any URL but (test.)pypi.org, so
+        # check its decision function directly on our real response instead.
+        import requests
+        from twine.commands.upload import skip_upload
+
+        with open(wheel, "rb") as fh:
+            response = requests.post(f"http://127.0.0.1:{port}/legacy/", files={"content": (wheel.name, fh, "application/octet-stream")}, data={
+                ":action": "file_upload", "protocol_version": "1", "metadata_version": "2.1",
+                "name": "demo-pkg", "version": "1.0", "filetype": "bdist_wheel", "pyversion": "py3",
+                "sha256_digest": seen["demo_pkg-1.0-py3-none-any.whl"]})
+        assert response.status_code == 400 and response.reason.startswith("File already exists (")
+        assert skip_upload(response, True, package=None)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+    assert list(store.spool_dir.iterdir()) == []
