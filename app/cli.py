@@ -56,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.api.app import create_app
+    from app.api.reason_phrase import ReasonH11Protocol
     from app.runtime import build_runtime
 
     settings = Settings.from_env()
@@ -66,7 +67,9 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("=" * 72)
     runtime = build_runtime(settings)
     log.info("log %s, verifier key %s", settings.origin, runtime.log.verifier_key)
-    uvicorn.run(create_app(runtime), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        create_app(runtime), host=args.host, port=args.port, log_level="info", http=ReasonH11Protocol
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ nothing here is global.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -17,11 +18,20 @@ from sqlalchemy import Engine
 from app.config import Settings
 from app.keys import load_key
 from app.metrics import Metrics
+from app.oidc.dev_issuer import DevIssuer
+from app.oidc.jwks import JWKSCache, Fetcher, httpx_fetcher
+from app.oidc.providers import IssuerRegistry
+from app.oidc.verifier import TokenVerifier
 from app.sequencer import Sequencer
+from app.services.exchange import TokenExchange
 from app.services.log import Log
 from app.services.log_reader import LogReader
+from app.services.publishers import Publishers
+from app.services.upload_tokens import UploadTokens
 from app.storage.db import make_engine
 from app.storage.log_store import LogStore, create_schema
+
+DEV_ISSUER_PATH = "/_/dev/oidc"
 
 
 @dataclass
@@ -31,6 +41,10 @@ class Runtime:
     clock: Callable[[], float]
     metrics: Metrics
     log: Log
+    publishers: Publishers
+    exchange: TokenExchange
+    tokens: UploadTokens
+    dev_issuer: DevIssuer | None = None
 
     async def start(self) -> None:
         await self.log.sequencer.start()
@@ -42,8 +56,13 @@ class Runtime:
         self.engine.dispose()
 
 
-def build_runtime(settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
-    """Open storage and the log for `settings`; raise on any integrity problem."""
+def build_runtime(
+    settings: Settings, *, clock: Callable[[], float] = time.time, fetch: Fetcher | None = None
+) -> Runtime:
+    """Open storage and the log for `settings`; raise on any integrity problem.
+
+    `fetch` retrieves discovery documents and JWKS (default: httpx, plus file://).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url)
     create_schema(engine)
@@ -63,4 +82,42 @@ def build_runtime(settings: Settings, *, clock: Callable[[], float] = time.time)
     sequencer.initialize()
     reader = LogReader(store, verifier.key_string, settings.origin)
     metrics.log_size.set(reader.latest().size)
-    return Runtime(settings=settings, engine=engine, clock=clock, metrics=metrics, log=Log(sequencer, reader, metrics))
+    log = Log(sequencer, reader, metrics)
+
+    registry = IssuerRegistry.without(settings.disabled_issuers)
+    jwks_urls = dict(settings.jwks_urls)
+    dev_issuer = None
+    if settings.dev:
+        dev_issuer = _dev_issuer(settings)
+        registry = registry.with_issuer(dev_issuer.issuer_url, "github")
+        jwks_file = settings.data_dir / "dev-oidc-jwks.json"
+        jwks_file.write_text(json.dumps(dev_issuer.jwks()))
+        jwks_urls.setdefault(dev_issuer.issuer_url, jwks_file.resolve().as_uri())
+    jwks = JWKSCache(fetch or httpx_fetcher(), jwks_urls, refresh_cooldown=settings.jwks_refresh_cooldown)
+    verifier = TokenVerifier(registry, jwks, settings.audience)
+    publishers = Publishers(engine, log, clock)
+    exchange = TokenExchange(
+        engine, log, verifier, publishers, metrics, clock, settings.upload_token_lifetime
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        metrics=metrics,
+        log=log,
+        publishers=publishers,
+        exchange=exchange,
+        tokens=UploadTokens(engine),
+        dev_issuer=dev_issuer,
+    )
+
+
+def _dev_issuer(settings: Settings) -> DevIssuer:
+    """The development-mode issuer, its key kept in the data folder across restarts."""
+    key_file = settings.data_dir / "dev-oidc.pem"
+    if key_file.exists():
+        return DevIssuer(settings.public_url + DEV_ISSUER_PATH, key_file.read_bytes())
+    issuer = DevIssuer(settings.public_url + DEV_ISSUER_PATH)
+    key_file.write_bytes(issuer.key_pem)
+    key_file.chmod(0o600)
+    return issuer

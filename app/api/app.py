@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import log_routes, ops_routes
+from app.api import admin_routes, log_routes, oidc_routes, ops_routes
 from app.api.errors import install_error_handlers
 from app.runtime import Runtime
 
@@ -32,5 +32,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(log_routes.router)
+    app.include_router(oidc_routes.router)
+    app.include_router(admin_routes.router)
     app.include_router(ops_routes.router)
     return app

@@ -79,10 +79,16 @@ class SignedCheckpoint(SQLModel, table=True):
 
 
 class Publisher(SQLModel, table=True):
-    """A trusted publisher of a project, from its `publisher` add entry."""
+    """A trusted publisher registered for a project, from its `publisher` entries.
+
+    `id` names the publisher's identity (provider + configuration), so one
+    publisher registered for several projects has one id and mints tokens
+    covering all of them. Active while `removed_at` is NULL.
+    """
 
     __tablename__ = "publisher"
-    id: str = Field(primary_key=True)
+    row_id: Optional[int] = Field(default=None, primary_key=True)
+    id: str = Field(index=True)
     project: str = Field(index=True)
     provider: str
     lookup_key: str = Field(index=True)

@@ -1,0 +1,209 @@
+"""The token exchange: an OIDC identity token in, a short-lived upload token out.
+
+Steps (any failure raises an `OIDCError` carrying PyPI's error code):
+
+1. parse the request body (`{"token": "<JWT>"}`)                 invalid-payload
+2. verify the JWT against its issuer's keys and our audience     invalid-token / not-enabled
+3. refuse a `jti` seen before                                     invalid-reuse-token
+4. find the most specific registered publisher that accepts it   invalid-publisher
+5. append an `exchange` entry; in the same transaction record the
+   jti (unique per issuer: a concurrent replay loses the race here), the
+   exchange and its claims (for blast-radius queries) and the token's hash.
+
+Only then is the token returned. Failures are counted and kept in a bounded
+audit table, never in the log.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from app.entries import ExchangeEntry, rfc3339
+from app.metrics import Metrics
+from app.oidc.errors import InvalidPayload, OIDCError, ReusedToken
+from app.oidc.providers import identity_claims
+from app.oidc.publishers import lookup_keys, select_publisher
+from app.oidc.verifier import TokenVerifier, VerifiedToken
+from app.services.log import Log
+from app.services.publishers import Publishers
+from app.services.upload_tokens import new_token, store_token
+from app.storage.tables import Exchange, ExchangeClaim, FailedExchange, UsedJti
+
+FAILED_EXCHANGES_KEPT = 10_000
+_used_jti = UsedJti.__table__
+_exchange = Exchange.__table__
+_claims = ExchangeClaim.__table__
+_failed = FailedExchange.__table__
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    expires: int
+    token_id: str
+    log_index: int
+
+
+class TokenExchange:
+    def __init__(
+        self,
+        engine: Engine,
+        log: Log,
+        verifier: TokenVerifier,
+        publishers: Publishers,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        token_lifetime: int,
+    ):
+        self.engine = engine
+        self.log = log
+        self.verifier = verifier
+        self.publishers = publishers
+        self.metrics = metrics
+        self.clock = clock
+        self.token_lifetime = token_lifetime
+
+    async def mint(self, body: bytes) -> MintedToken:
+        """Run the exchange for a raw request body; raise OIDCError on refusal."""
+        issuer = repository = None
+        try:
+            raw_token = _token_from_body(body)
+            issuer, repository = _peek(raw_token)
+            minted = await self._mint(raw_token)
+        except OIDCError as exc:
+            self.metrics.exchanges.labels(exc.code).inc()
+            self._record_failure(exc, issuer, repository)
+            raise
+        self.metrics.exchanges.labels("success").inc()
+        return minted
+
+    async def _mint(self, raw_token: str) -> MintedToken:
+        now = self.clock()
+        verified = await self.verifier.verify(raw_token, now)
+        if verified.jti is not None and self._jti_used(verified):
+            raise ReusedToken()
+        candidates = self.publishers.candidates(lookup_keys(verified.provider, verified.claims))
+        chosen = select_publisher([c.publisher() for c in candidates], verified.claims)
+        chosen_id = next(c.id for c in candidates if c.publisher() == chosen)
+        projects = sorted({c.project for c in candidates if c.id == chosen_id})
+        token = new_token(now, self.token_lifetime)
+        claims = identity_claims(verified.provider, verified.claims)
+        entry = ExchangeEntry(
+            time=rfc3339(now),
+            issuer=verified.issuer,
+            provider=verified.provider,
+            kid=verified.kid,
+            claims=claims,
+            jti=verified.jti,
+            publisher_id=chosen_id,
+            projects=projects,
+            token_id=token.token_id,
+            token_expires=rfc3339(token.expires_at),
+        )
+
+        def project_rows(conn: Connection, index: int) -> None:
+            if verified.jti is not None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            _used_jti.insert().values(
+                                issuer=verified.issuer,
+                                jti=verified.jti,
+                                expires_at=verified.expires_at + 60,
+                            )
+                        )
+                except IntegrityError as exc:
+                    raise ReusedToken() from exc
+            conn.execute(
+                _exchange.insert().values(
+                    log_index=index,
+                    at=int(now),
+                    issuer=verified.issuer,
+                    provider=verified.provider,
+                    kid=verified.kid,
+                    jti=verified.jti,
+                    publisher_id=chosen_id,
+                    token_id=token.token_id,
+                    token_expires_at=token.expires_at,
+                )
+            )
+            rows = [{"log_index": index, "name": k, "value": _claim_text(v)} for k, v in claims.items()]
+            if rows:
+                conn.execute(_claims.insert(), rows)
+            store_token(conn, token, projects, index)
+
+        receipt = await self.log.append(entry.encode(), kind=entry.kind, projection=project_rows)
+        return MintedToken(token.value, token.expires_at, token.token_id, receipt.index)
+
+    def _jti_used(self, verified: VerifiedToken) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(_used_jti.c.id).where(
+                        _used_jti.c.issuer == verified.issuer, _used_jti.c.jti == verified.jti
+                    )
+                ).first()
+                is not None
+            )
+
+    def _record_failure(self, exc: OIDCError, issuer: str | None, repository: str | None) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                _failed.insert().values(
+                    at=int(self.clock()),
+                    issuer=issuer[:512] if issuer else None,
+                    code=exc.code,
+                    description=exc.description[:2000],
+                    repository=repository[:512] if repository else None,
+                )
+            )
+            newest = result.inserted_primary_key[0]
+            if newest % 100 == 0:  # prune now and then, not on every failure
+                conn.execute(delete(_failed).where(_failed.c.id <= newest - FAILED_EXCHANGES_KEPT))
+
+    def prune_used_jtis(self) -> int:
+        """Forget jtis whose tokens have expired (a periodic job)."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(_used_jti).where(_used_jti.c.expires_at < int(self.clock()))).rowcount
+
+    def failed_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(_failed)).scalar_one()
+
+
+def _token_from_body(body: bytes) -> str:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayload("the request body is not valid JSON") from exc
+    if not isinstance(payload, dict) or "token" not in payload:
+        raise InvalidPayload("the request body must be a JSON object with a 'token' field")
+    token = payload["token"]
+    if not isinstance(token, str) or not token:
+        raise InvalidPayload("'token' must be a non-empty string")
+    return token
+
+
+def _peek(raw_token: str) -> tuple[str | None, str | None]:
+    """Issuer and repository from the unverified payload, for the failure audit only."""
+    import jwt
+
+    try:
+        claims = jwt.decode(raw_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None, None
+    issuer = claims.get("iss") if isinstance(claims.get("iss"), str) else None
+    repository = claims.get("repository") or claims.get("project_path")
+    return issuer, repository if isinstance(repository, str) else None
+
+
+def _claim_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

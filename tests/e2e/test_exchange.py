@@ -1,0 +1,245 @@
+"""Trusted publishers and the token exchange, over a real socket with a real OIDC issuer."""
+
+from __future__ import annotations
+
+import base64
+
+import id as id_package
+import pytest
+
+from app import entries, tlog
+from app.tlog import Checkpoint, note
+from tests.support.oidc_issuer import GITHUB_ISSUER, GITLAB_ISSUER
+
+
+def _verify_receipt(service, receipt: dict, entry_bytes: bytes | None = None) -> None:
+    verifier = note.Verifier(service.client.get("/api/v1/log").json()["verifier_key"])
+    body, _ = note.open(receipt["checkpoint"], [verifier])
+    checkpoint = Checkpoint.parse(body)
+    proof = receipt["inclusion_proof"]
+    leaf = bytes.fromhex(receipt["leaf_hash"])
+    if entry_bytes is not None:
+        assert leaf == tlog.leaf_hash(entry_bytes)
+    tlog.verify_inclusion(leaf, receipt["index"], checkpoint.size, [bytes.fromhex(h) for h in proof["hashes"]], checkpoint.root_hash)
+
+
+def _entry(service, index: int) -> tuple[dict, bytes]:
+    body = service.client.get(f"/api/v1/log/entries/{index}").json()
+    return body["entry"], base64.b64decode(body["entry_bytes"])
+
+
+def _error(response) -> tuple[str, str]:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["message"] == "Token request failed"
+    (error,) = body["errors"]
+    return error["code"], error["description"]
+
+
+def test_audience(service):
+    assert service.client.get("/_/oidc/audience").json() == {"audience": "pubtrail"}
+
+
+def test_publisher_add_is_logged_with_a_receipt(service):
+    added = service.add_github_publisher("Sample_Project")
+    assert added["publisher"]["project"] == "sample-project"
+    _verify_receipt(service, added["receipt"])
+    entry, raw = _entry(service, added["receipt"]["index"])
+    assert entry["kind"] == "publisher" and entry["action"] == "add"
+    assert entry["config"]["repository"] == "octo-org/sampleproject"
+    assert entries.decode(raw).encode() == raw
+    listed = service.client.get("/api/v1/projects/sample.project/publishers", headers=service.admin).json()
+    assert [p["id"] for p in listed["publishers"]] == [added["publisher"]["id"]]
+
+
+def test_admin_routes_need_the_admin_token(service):
+    body = {"provider": "github", "repository": "a/b", "repository_owner_id": "1", "workflow": "r.yml"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic xyz"}):
+        response = service.client.post("/api/v1/projects/p/publishers", json=body, headers=headers)
+        assert response.status_code == 401
+        assert service.client.get("/api/v1/projects/p/publishers", headers=headers).status_code == 401
+    assert service.log_size() == 0
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"provider": "github", "repository": "nope", "repository_owner_id": "1", "workflow": "r.yml"}, "repository"),
+        ({"provider": "github", "repository": "a/b", "repository_owner_id": "x1", "workflow": "r.yml"}, "repository_owner_id"),
+        ({"provider": "github", "repository": "a/b", "repository_owner_id": "1", "workflow": "../r.yml"}, "workflow"),
+        ({"provider": "bitbucket"}, "provider"),
+        ({"repository": "a/b"}, "provider"),
+        ([1, 2], "object"),
+    ],
+)
+def test_bad_publisher_config_is_400_and_not_logged(service, body, fragment):
+    response = service.client.post("/api/v1/projects/p/publishers", json=body, headers=service.admin)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["detail"]
+    assert service.log_size() == 0
+
+
+def test_duplicate_publisher_is_409_and_remove_is_logged(service):
+    added = service.add_github_publisher()
+    pid = added["publisher"]["id"]
+    again = service.client.post(
+        "/api/v1/projects/sampleproject/publishers",
+        json={k: v for k, v in added["publisher"].items() if k in ("provider", "repository", "repository_owner_id", "workflow", "environment")},
+        headers=service.admin,
+    )
+    assert again.status_code == 409
+    assert service.log_size() == 1
+    removed = service.client.delete(f"/api/v1/projects/sampleproject/publishers/{pid}", headers=service.admin)
+    assert removed.status_code == 200
+    _verify_receipt(service, removed.json()["receipt"])
+    entry, _ = _entry(service, 1)
+    assert entry["action"] == "remove" and entry["publisher_id"] == pid
+    assert service.client.delete(f"/api/v1/projects/sampleproject/publishers/{pid}", headers=service.admin).status_code == 404
+    assert service.log_size() == 2
+    # after removal the identity can no longer mint
+    code, _ = _error(service.mint(service.github_token()))
+    assert code == "invalid-publisher"
+
+
+def test_successful_exchange_is_logged_without_any_token(service):
+    service.add_github_publisher()
+    service.add_github_publisher("other-project")
+    oidc_token = service.github_token()
+    response = service.mint(oidc_token)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"success", "token", "expires"} and body["success"] is True
+    assert body["expires"] == int(service.clock()) + 15 * 60
+    assert service.log_size() == 3
+    entry, raw = _entry(service, 2)
+    assert entry["kind"] == "exchange"
+    assert entry["issuer"] == GITHUB_ISSUER and entry["provider"] == "github" and entry["kid"] == "rsa-1"
+    assert entry["claims"]["repository"] == "octo-org/sampleproject"
+    assert entry["claims"]["repository_owner_id"] == "65432"
+    assert entry["claims"]["job_workflow_ref"].endswith("release.yml@refs/tags/v1.0.0")
+    assert entry["projects"] == ["other-project", "sampleproject"]
+    assert entry["jti"]
+    assert oidc_token.encode() not in raw and body["token"].encode() not in raw
+    secret = body["token"].rsplit(".", 1)[1]
+    assert secret.encode() not in raw
+    grant = service.runtime.tokens.authenticate(body["token"], service.clock())
+    assert grant.exchange_log_index == 2 and grant.projects == ("other-project", "sampleproject")
+
+
+def test_reused_jti_is_refused(service):
+    service.add_github_publisher()
+    token = service.github_token()
+    assert service.mint(token).status_code == 200
+    size = service.log_size()
+    code, description = _error(service.mint(token))
+    assert code == "invalid-reuse-token"
+    assert service.log_size() == size
+
+
+def _failure_cases(service):
+    ok = service.issuer.github_claims(now=service.clock())
+    expired = service.issuer.github_claims(now=service.clock() - 3600)
+    return {
+        "not json": (b"{not json", "invalid-payload"),
+        "no token": (b'{"nothing": 1}', "invalid-payload"),
+        "token not a string": (b'{"token": 5}', "invalid-payload"),
+        "malformed jwt": (b'{"token": "abc.def"}', "invalid-payload"),
+        "unknown issuer": (
+            _json(service.issuer.sign({**ok, "iss": "https://evil.example"})),
+            "invalid-payload",
+        ),
+        "bad signature": (_json(_tamper(service.issuer.sign(ok))), "invalid-token"),
+        "expired": (_json(service.issuer.sign(expired)), "invalid-token"),
+        "wrong audience": (_json(service.issuer.sign({**ok, "aud": "pypi"})), "invalid-token"),
+        "two audiences": (_json(service.issuer.sign({**ok, "aud": ["pubtrail", "other"]})), "invalid-token"),
+        "hs256": (_json(_hs256(ok)), "invalid-token"),
+        "no publisher for repo": (
+            _json(service.issuer.sign({**ok, "repository": "someone/else"})),
+            "invalid-publisher",
+        ),
+        "resurrected owner": (
+            _json(service.issuer.sign({**ok, "repository_owner_id": "99999"})),
+            "invalid-publisher",
+        ),
+        "other workflow": (
+            _json(service.issuer.sign({**ok, "job_workflow_ref": "octo-org/sampleproject/.github/workflows/evil.yml@refs/heads/main"})),
+            "invalid-publisher",
+        ),
+        "pull_request_target": (
+            _json(service.issuer.sign({**ok, "event_name": "pull_request_target"})),
+            "invalid-publisher",
+        ),
+        "wrong environment": (_json(service.issuer.sign({**ok, "environment": "test"})), "invalid-publisher"),
+    }
+
+
+def _json(token: str) -> bytes:
+    return ('{"token": "%s"}' % token).encode()
+
+
+def _tamper(token: str) -> str:
+    header, payload, signature = token.split(".")
+    flipped = ("A" if signature[5] != "A" else "B")
+    return ".".join([header, payload, signature[:5] + flipped + signature[6:]])
+
+
+def _hs256(claims) -> str:
+    import jwt
+
+    return jwt.encode(claims, "secret", algorithm="HS256", headers={"kid": "rsa-1"})
+
+
+def test_every_failure_code_leaves_the_log_alone(service):
+    service.add_github_publisher()
+    size = service.log_size()
+    for name, (body, expected) in _failure_cases(service).items():
+        response = service.client.post(
+            "/_/oidc/mint-token", content=body, headers={"Content-Type": "application/json"}
+        )
+        code, description = _error(response)
+        assert code == expected, f"{name}: {code} {description}"
+        assert description, name
+    assert service.log_size() == size
+    assert service.runtime.exchange.failed_count() == len(_failure_cases(service))
+    metrics = service.client.get("/metrics").text
+    assert 'pubtrail_token_exchanges_total{result="invalid-publisher"}' in metrics
+
+
+def test_disabled_issuer_is_not_enabled(make_service):
+    service = make_service(disabled_issuers=frozenset({GITLAB_ISSUER}))
+    token = service.issuer.sign(service.issuer.gitlab_claims(now=service.clock()))
+    code, _ = _error(service.mint(token))
+    assert code == "not-enabled"
+    assert service.log_size() == 0
+
+
+def test_upload_token_expires_and_can_be_revoked(service):
+    from app.services.upload_tokens import TokenRejected
+
+    service.add_github_publisher()
+    token = service.mint(service.github_token()).json()["token"]
+    tokens = service.runtime.tokens
+    grant = tokens.authenticate(token, service.clock())
+    with pytest.raises(TokenRejected, match="expired"):
+        tokens.authenticate(token, service.clock() + 15 * 60)
+    with pytest.raises(TokenRejected, match="not recognised"):
+        tokens.authenticate(token[:-2] + ("AA" if not token.endswith("AA") else "BB"), service.clock())
+    assert service.client.post(f"/api/v1/tokens/{grant.token_id}/revoke").status_code == 401
+    assert service.client.post(f"/api/v1/tokens/{grant.token_id}/revoke", headers=service.admin).status_code == 200
+    with pytest.raises(TokenRejected, match="revoked"):
+        tokens.authenticate(token, service.clock())
+
+
+def test_id_package_token_from_actions_endpoint_is_exchanged(service, monkeypatch):
+    """The `id` package fetches a token the way pypa/gh-action-pypi-publish does."""
+    service.add_github_publisher()
+    now = int(service.clock())
+    service.issuer.token_claims = {"iat": now, "nbf": now, "exp": now + 300}
+    for name, value in service.issuer.github_actions_env().items():
+        monkeypatch.setenv(name, value)
+    audience = service.client.get("/_/oidc/audience").json()["audience"]
+    oidc_token = id_package.detect_credential(audience=audience)
+    assert oidc_token
+    response = service.mint(oidc_token)
+    assert response.status_code == 200, response.text
+    assert response.json()["token"].startswith("pubtrail-v1.")
