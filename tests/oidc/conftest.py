@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
+
+# `python -m pytest` (scripts/test) puts the repository root on sys.path; a bare
+# `pytest` does not. Until pyproject sets `pythonpath = ["."]`, make
+# `tests.support` importable either way.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 from collections.abc import Callable, Iterator
 from typing import Any
 
