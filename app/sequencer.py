@@ -16,7 +16,10 @@ How a batch runs (`_commit_batch`, in a worker thread):
 4. append the leaf hashes, check the new tree is consistent with the old
    root, sign the new checkpoint, write entries + tiles + checkpoint + state,
    commit;
-5. after the commit, compute each entry's inclusion proof and resolve it.
+5. after the commit, compute every entry's inclusion proof from the batch's
+   own new tiles (`BatchProofs`: the proofs of one batch share almost all
+   their nodes, so they are read off the expanded tiles once instead of being
+   planned and fetched entry by entry) and resolve it.
 
 Any failure before the commit fails the whole batch and drops the tile cache
 (it may hold tiles that were never committed).
@@ -35,7 +38,10 @@ from sqlalchemy.engine import Connection
 
 from app import tlog
 from app.storage.log_store import LogStore, NewEntry
-from app.tlog import Checkpoint, TiledTree, TlogProof, note
+from app.tlog import Checkpoint, Tile, TiledTree, TlogProof, note
+from app.tlog.plan import fold_range, range_nodes
+from app.tlog.tiles import TILE_HEIGHT, TILE_WIDTH
+from app.tlog.tree import expand_tile
 
 log = logging.getLogger("pubtrail.sequencer")
 
@@ -276,34 +282,45 @@ class Sequencer:
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
         """Run one batch to commit, then resolve every pending entry of it."""
+        self._finish_batch(batch, self._commit_only(batch))
+
+    def _commit_only(self, batch: list[_Pending]) -> tuple[int, bytes, str, BatchProofs] | None:
+        """Commit one batch (entries, tiles, signed checkpoint); nothing is resolved yet."""
         with self._write_lock:
             try:
-                committed = self._write(batch)
+                return self._write(batch)
             except BaseException:
                 self.tree = TiledTree(self.store)  # may hold tiles of a batch that never committed
                 raise
+
+    def _finish_batch(self, batch: list[_Pending], committed: tuple[int, bytes, str, BatchProofs] | None) -> None:
+        """Compute the receipts of a committed batch and resolve every pending entry.
+
+        Reads nothing shared: it may run while the next batch commits.
+        """
         if committed is None:
             for pending in batch:
                 _resolve(pending, error=pending.error)
             return
-        size, root, signed = committed
-        receipts = {
-            pending.index: Receipt(
+        size, root, signed, batch_proofs = committed
+        proofs = batch_proofs.proofs()
+        first = batch_proofs.first
+        for pending in batch:
+            if pending.error is not None:
+                _resolve(pending, error=pending.error)
+                continue
+            receipt = Receipt(
                 index=pending.index,
                 leaf_hash=pending.leaf_hash,
                 tree_size=size,
                 root_hash=root,
-                inclusion_proof=self.tree.inclusion_proof(pending.index, size),
+                inclusion_proof=proofs[pending.index - first],
                 checkpoint=signed,
                 projected=pending.projected,
             )
-            for pending in batch
-            if pending.error is None
-        }
-        for pending in batch:
-            _resolve(pending, receipt=receipts.get(pending.index), error=pending.error)
+            _resolve(pending, receipt=receipt)
 
-    def _write(self, batch: list[_Pending]) -> tuple[int, bytes, str] | None:
+    def _write(self, batch: list[_Pending]) -> tuple[int, bytes, str, BatchProofs] | None:
         with self.store.write_connection() as conn, conn.begin():
             state = self.store.lock_state(conn)
             if state is None:
@@ -340,6 +357,7 @@ class Sequencer:
                     tlog.verify_consistency(old_size, new_size, proof, state.root_hash, new_root)
                 except tlog.ProofError as exc:
                     raise LogIntegrityError(f"new tree is not consistent with the old one: {exc}") from exc
+            batch_proofs = BatchProofs(tiles, old_size, new_size, self.tree.node_hashes)
             signed = self._sign(new_size, new_root)
             self.store.write_batch(
                 conn,
@@ -351,13 +369,109 @@ class Sequencer:
                 checkpoint_note=signed,
                 signed_at=int(self.clock()),
             )
-        return new_size, new_root, signed
+        return new_size, new_root, signed, batch_proofs
 
     def _root_from_tiles(self, size: int) -> bytes:
         return tlog.EMPTY_ROOT if size == 0 else self.tree.root(size)
 
     def _sign(self, size: int, root: bytes) -> str:
         return note.sign(Checkpoint(self.origin, size, root).to_text(), [self.signer])
+
+
+class BatchProofs:
+    """Inclusion proofs, at the new size, of every leaf a batch appended.
+
+    Built from the tiles the batch wrote (`TiledTree.append` output, which
+    covers the whole right edge of the new tree at every level it touched)
+    plus the few older nodes to their left, which `fetch(nodes, size)` reads
+    once (from the sequencer's tile cache or storage) while the caller still
+    holds the write lock. After construction it reads nothing: `proofs()`
+    may run outside the lock, in any thread.
+    """
+
+    def __init__(self, tiles: Sequence[tuple[Tile, bytes]], first: int, size: int, fetch) -> None:
+        if not 0 <= first < size:
+            raise ValueError(f"batch [{first}, {size}) is empty or out of range")
+        self.first = first
+        self.size = size
+        # height -> (index of the first node held, concatenated node hashes)
+        self._levels: dict[int, tuple[int, bytes]] = {}
+        by_level: dict[int, list[tuple[Tile, bytes]]] = {}
+        for tile, data in tiles:
+            if not tile.is_entries:
+                by_level.setdefault(tile.level, []).append((tile, data))
+        for level, items in by_level.items():
+            items.sort(key=lambda item: item[0].index)
+            base = items[0][0].index
+            for position, (tile, _) in enumerate(items):
+                if tile.index != base + position or (position < len(items) - 1 and not tile.is_full):
+                    raise ValueError(f"batch tiles at level {level} are not one contiguous run")
+            expanded = [expand_tile(data) for _, data in items]
+            for inner in range(TILE_HEIGHT):
+                parts = [heights[inner] for heights in expanded if len(heights) > inner]
+                if parts:
+                    self._levels[TILE_HEIGHT * level + inner] = ((base * TILE_WIDTH) >> inner, b"".join(parts))
+        self._extra: dict[tuple[int, int], bytes] = {}
+        missing = [node for node in self._needed_nodes() if self._lookup(*node) is None]
+        if missing:
+            self._extra = dict(fetch(missing, size))
+
+    def _lookup(self, height: int, index: int) -> bytes | None:
+        held = self._levels.get(height)
+        if held is not None:
+            offset = (index - held[0]) * 32
+            if offset >= 0 and offset + 32 <= len(held[1]):
+                return held[1][offset : offset + 32]
+        return self._extra.get((height, index))
+
+    def _needed_nodes(self) -> list[tuple[int, int]]:
+        """Nodes of any batch proof that might lie outside the batch's tiles."""
+        first, size = self.first, self.size
+        needed = []
+        for height in range((size - 1).bit_length()):
+            low, high = first >> height, (size - 1) >> height
+            held = self._levels.get(height)
+            ancestors = range(low, high + 1) if held is None else (low, high)
+            for ancestor in ancestors:
+                sibling = ancestor ^ 1
+                start = sibling << height
+                if start >= size:
+                    continue
+                if start + (1 << height) <= size:
+                    needed.append((height, sibling))
+                else:
+                    needed.extend(range_nodes(start, size))
+        return needed
+
+    def _node(self, height: int, index: int) -> bytes:
+        value = self._lookup(height, index)
+        if value is None:
+            raise LogIntegrityError(f"batch proof node ({height}, {index}) is unknown")
+        return value
+
+    def proofs(self) -> list[list[bytes]]:
+        """Proof of each leaf first..size-1, in order (RFC 9162, as `TiledTree.inclusion_proof`)."""
+        first, size = self.first, self.size
+        count = size - first
+        columns = []  # per height: the proof hash of each leaf, indexed by leaf - first
+        for height in range((size - 1).bit_length()):
+            low, high = first >> height, (size - 1) >> height
+            by_ancestor = []
+            for ancestor in range(low, high + 1):
+                sibling = ancestor ^ 1
+                start = sibling << height
+                if start >= size:
+                    by_ancestor.append(None)
+                elif start + (1 << height) <= size:
+                    by_ancestor.append(self._node(height, sibling))
+                else:
+                    by_ancestor.append(fold_range([self._node(h, i) for h, i in range_nodes(start, size)]))
+            if high == low:
+                columns.append(by_ancestor * count if by_ancestor[0] is not None else None)
+            else:
+                columns.append([by_ancestor[(leaf >> height) - low] for leaf in range(first, size)])
+        live = [column for column in columns if column is not None]
+        return [[hash_ for hash_ in row if hash_ is not None] for row in zip(*live)] if live else [[] for _ in range(count)]
 
 
 class _SyncFuture:
