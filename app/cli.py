@@ -4,12 +4,17 @@
     pubtrail keygen --origin O [--out FILE]  create a log signing key, print its verifier key
     pubtrail verify --key VKEY PROOF [--entry FILE | --leaf-hash HEX]
                                              check a receipt (C2SP tlog-proof text) offline
+    pubtrail publishers add|list|remove ...  manage trusted publishers through the admin API
+    pubtrail dev token --repository O/R --workflow F [...]
+                                             print a GitHub-shaped token from the development issuer
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--entry", type=Path, help="file with the exact entry bytes")
     what.add_argument("--leaf-hash", help="the entry's leaf hash, hex")
     verify.set_defaults(func=_verify)
+
+    _add_publisher_commands(commands)
+    _add_dev_commands(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -97,6 +105,116 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
     print(f"OK: entry {proof.index} is in {checkpoint.origin} at size {checkpoint.size}")
+    return 0
+
+
+PROVIDER_FIELDS = {
+    "github": ("repository", "repository_owner_id", "workflow", "environment"),
+    "gitlab": ("namespace", "project", "workflow_filepath", "environment", "namespace_id", "project_id"),
+    "google": ("email", "sub"),
+    "activestate": ("organization", "project", "actor_id"),
+}
+
+
+def _add_publisher_commands(commands) -> None:
+    publishers = commands.add_parser("publishers", help="manage trusted publishers (admin API)")
+    publishers.add_argument("--url", default=os.environ.get("PUBTRAIL_URL", "http://127.0.0.1:8000"))
+    actions = publishers.add_subparsers(dest="action", required=True)
+
+    add = actions.add_parser("add", help="register a trusted publisher for a project")
+    add.add_argument("project")
+    add.add_argument("--provider", required=True, choices=sorted(PROVIDER_FIELDS))
+    for name in sorted({f for fields in PROVIDER_FIELDS.values() for f in fields}):
+        add.add_argument("--" + name.replace("_", "-"), dest=name)
+    add.set_defaults(func=_publishers_add)
+
+    listing = actions.add_parser("list", help="list a project's trusted publishers")
+    listing.add_argument("project")
+    listing.set_defaults(func=_publishers_list)
+
+    remove = actions.add_parser("remove", help="remove a trusted publisher by id")
+    remove.add_argument("project")
+    remove.add_argument("publisher_id")
+    remove.set_defaults(func=_publishers_remove)
+
+
+def _admin_request(args, method: str, path: str, body: dict | None = None) -> int:
+    import httpx
+
+    token = os.environ.get("PUBTRAIL_ADMIN_TOKEN")
+    if not token:
+        raise ConfigError("set PUBTRAIL_ADMIN_TOKEN to the service's admin token")
+    try:
+        response = httpx.request(
+            method, args.url.rstrip("/") + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        print(f"pubtrail: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    if response.is_success:
+        print(json.dumps(response.json(), indent=2))
+        return 0
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    print(f"pubtrail: {response.status_code}: {detail}", file=sys.stderr)
+    return 1
+
+
+def _publishers_add(args) -> int:
+    body = {"provider": args.provider}
+    for name in PROVIDER_FIELDS[args.provider]:
+        value = getattr(args, name)
+        if value is not None:
+            body[name] = value
+    return _admin_request(args, "POST", f"/api/v1/projects/{args.project}/publishers", body)
+
+
+def _publishers_list(args) -> int:
+    return _admin_request(args, "GET", f"/api/v1/projects/{args.project}/publishers")
+
+
+def _publishers_remove(args) -> int:
+    return _admin_request(args, "DELETE", f"/api/v1/projects/{args.project}/publishers/{args.publisher_id}")
+
+
+def _add_dev_commands(commands) -> None:
+    dev = commands.add_parser("dev", help="development-mode helpers (PUBTRAIL_DEV=1)")
+    actions = dev.add_subparsers(dest="action", required=True)
+    token = actions.add_parser("token", help="print a GitHub-shaped OIDC token from the development issuer")
+    token.add_argument("--repository", required=True, help="OWNER/REPO")
+    token.add_argument("--workflow", required=True, help="workflow file name, e.g. release.yml")
+    token.add_argument("--repository-owner-id", default="1")
+    token.add_argument("--environment")
+    token.add_argument("--ref", default="refs/heads/main")
+    token.add_argument("--sha")
+    token.add_argument("--event-name", default="push")
+    token.add_argument("--lifetime", type=int, default=300, help="seconds")
+    token.set_defaults(func=_dev_token)
+
+
+def _dev_token(args) -> int:
+    import time
+
+    from app.oidc.dev_issuer import github_claims
+    from app.runtime import dev_issuer_for
+
+    settings = Settings.from_env()
+    if not settings.dev:
+        raise ConfigError("the development issuer exists only with PUBTRAIL_DEV=1")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    issuer = dev_issuer_for(settings)
+    claims = github_claims(
+        args.repository,
+        args.repository_owner_id,
+        args.workflow,
+        ref=args.ref,
+        sha=args.sha,
+        environment=args.environment,
+        event_name=args.event_name,
+    )
+    print(issuer.mint(claims, settings.audience, time.time(), lifetime=args.lifetime))
     return 0
 
 

@@ -88,7 +88,7 @@ def build_runtime(
     jwks_urls = dict(settings.jwks_urls)
     dev_issuer = None
     if settings.dev:
-        dev_issuer = _dev_issuer(settings)
+        dev_issuer = dev_issuer_for(settings)
         registry = registry.with_issuer(dev_issuer.issuer_url, "github")
         jwks_file = settings.data_dir / "dev-oidc-jwks.json"
         jwks_file.write_text(json.dumps(dev_issuer.jwks()))
@@ -112,7 +112,7 @@ def build_runtime(
     )
 
 
-def _dev_issuer(settings: Settings) -> DevIssuer:
+def dev_issuer_for(settings: Settings) -> DevIssuer:
     """The development-mode issuer, its key kept in the data folder across restarts."""
     key_file = settings.data_dir / "dev-oidc.pem"
     if key_file.exists():

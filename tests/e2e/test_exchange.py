@@ -186,7 +186,7 @@ def _tamper(token: str) -> str:
 def _hs256(claims) -> str:
     import jwt
 
-    return jwt.encode(claims, "secret", algorithm="HS256", headers={"kid": "rsa-1"})
+    return jwt.encode(claims, "a-shared-secret-long-enough-for-hs256!", algorithm="HS256", headers={"kid": "rsa-1"})
 
 
 def test_every_failure_code_leaves_the_log_alone(service):

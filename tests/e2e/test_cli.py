@@ -1,0 +1,126 @@
+"""The `pubtrail` command: keygen, serve (a real process), publishers, dev token, verify."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ADMIN = "cli-admin-token-0123456789abcdefghijklmnopqrstuv"
+
+
+def _pubtrail(*args: str, env: dict, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, input=input, timeout=60
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"pubtrail {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def base_env(tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBTRAIL_")}
+    env.update(
+        PUBTRAIL_DATA_DIR=str(tmp_path / "data"),
+        PUBTRAIL_ORIGIN="cli.test/log",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
+    return env
+
+
+def test_serve_refuses_to_start_without_secrets(base_env):
+    missing_key = _pubtrail("serve", "--port", str(_free_port()), env=base_env, check=False)
+    assert missing_key.returncode == 2 and "no log signing key" in missing_key.stderr
+    _pubtrail("keygen", "--origin", "cli.test/log", env=base_env)
+    no_admin = _pubtrail("serve", "--port", str(_free_port()), env=base_env, check=False)
+    assert no_admin.returncode == 2 and "PUBTRAIL_ADMIN_TOKEN is not set" in no_admin.stderr
+    weak = _pubtrail("serve", env={**base_env, "PUBTRAIL_ADMIN_TOKEN": "admin"}, check=False)
+    assert weak.returncode == 2 and "too short" in weak.stderr
+
+
+def test_keygen_never_overwrites(base_env):
+    first = _pubtrail("keygen", "--origin", "cli.test/log", env=base_env)
+    assert first.stdout.startswith("cli.test/log+")
+    again = _pubtrail("keygen", "--origin", "cli.test/log", env=base_env, check=False)
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+
+def test_development_walkthrough(base_env, tmp_path):
+    """The README's walk-through: serve in dev mode, add a publisher, mint with a dev token, verify the receipt."""
+    verifier_key = _pubtrail("keygen", "--origin", "cli.test/log", env=base_env).stdout.strip()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**base_env, "PUBTRAIL_DEV": "1", "PUBTRAIL_ADMIN_TOKEN": ADMIN, "PUBTRAIL_URL": url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+
+        added = json.loads(
+            _pubtrail(
+                "publishers", "add", "demo-project", "--provider", "github",
+                "--repository", "me/demo", "--repository-owner-id", "1", "--workflow", "release.yml",
+                env=env,
+            ).stdout
+        )
+        assert added["publisher"]["project"] == "demo-project"
+        listed = json.loads(_pubtrail("publishers", "list", "demo-project", env=env).stdout)
+        assert len(listed["publishers"]) == 1
+
+        proof_file = tmp_path / "receipt.txt"
+        proof_file.write_text(added["receipt"]["tlog_proof"])
+        entry = httpx.get(f"{url}/api/v1/log/entries/0").json()
+        import base64
+
+        entry_file = tmp_path / "entry.json"
+        entry_file.write_bytes(base64.b64decode(entry["entry_bytes"]))
+        ok = _pubtrail("verify", "--key", verifier_key, str(proof_file), "--entry", str(entry_file), env=env)
+        assert ok.stdout.startswith("OK: entry 0")
+        entry_file.write_bytes(entry_file.read_bytes().replace(b"demo-project", b"demo-projecx"))
+        bad = _pubtrail("verify", "--key", verifier_key, str(proof_file), "--entry", str(entry_file), env=env, check=False)
+        assert bad.returncode == 1 and "FAILED" in bad.stderr
+
+        token = _pubtrail("dev", "token", "--repository", "me/demo", "--workflow", "release.yml", env=env).stdout.strip()
+        minted = httpx.post(f"{url}/_/oidc/mint-token", json={"token": token})
+        assert minted.status_code == 200, minted.text
+        assert minted.json()["token"].startswith("pubtrail-v1.")
+        wrong = _pubtrail("dev", "token", "--repository", "me/other", "--workflow", "release.yml", env=env).stdout.strip()
+        refused = httpx.post(f"{url}/_/oidc/mint-token", json={"token": wrong})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["code"] == "invalid-publisher"
+        assert httpx.get(f"{url}/api/v1/log").json()["size"] == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def test_dev_token_needs_dev_mode(base_env):
+    result = _pubtrail("dev", "token", "--repository", "a/b", "--workflow", "r.yml", env=base_env, check=False)
+    assert result.returncode == 2 and "PUBTRAIL_DEV=1" in result.stderr
