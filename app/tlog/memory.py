@@ -11,10 +11,11 @@ Not thread-safe.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from .errors import ProofError, TileError
-from .hashing import EMPTY_ROOT, HASH_SIZE, hash_level, leaf_hashes
+from .hashing import EMPTY_ROOT, HASH_SIZE, leaf_hashes
 from .plan import consistency_plan, inclusion_plan, rehash, root_plan
 from .tiles import TILE_HEIGHT, TILE_WIDTH, Tile, tile_width_at
 
@@ -44,23 +45,32 @@ class MemoryTree:
 
     def extend_hashes(self, hashes: Iterable[bytes]) -> range:
         """Append precomputed leaf hashes; return the range of their indexes."""
-        batch = b"".join(hashes)
-        if len(batch) % HASH_SIZE:
+        new_nodes = list(hashes)
+        if any(len(value) != HASH_SIZE for value in new_nodes):
             raise TileError("leaf hashes must be 32 bytes each")
         old_size = self._size
-        new_size = old_size + len(batch) // HASH_SIZE
+        new_size = old_size + len(new_nodes)
         levels = self._levels
-        levels[0] += batch
+        levels[0] += b"".join(new_nodes)
+        sha = hashlib.sha256
         height = 1
+        # new_nodes holds the nodes added at height - 1, starting at index first_new.
+        first_new = old_size
         while new_size >> height:
             if height == len(levels):
                 levels.append(bytearray())
             old_count = old_size >> height
             new_count = new_size >> height
-            if old_count != new_count:
-                below = levels[height - 1]
-                children = bytes(below[old_count * 2 * HASH_SIZE : new_count * 2 * HASH_SIZE])
-                levels[height] += hash_level(children)
+            if old_count == new_count:
+                break
+            children = new_nodes[: 2 * new_count - first_new]
+            if 2 * old_count < first_new:
+                # The left child of the first new node was stored by an earlier append.
+                children.insert(0, self.node(height - 1, 2 * old_count))
+            pairs = iter(children)
+            new_nodes = [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs)]
+            levels[height] += b"".join(new_nodes)
+            first_new = old_count
             height += 1
         self._size = new_size
         return range(old_size, new_size)

@@ -162,15 +162,32 @@ class TiledTree:
 
     def node_hashes(self, nodes: Sequence[Node], size: int) -> dict[Node, bytes]:
         """Fetch step: the hash of each complete subtree node of the tree of ``size`` leaves."""
-        located = [node_tile(height, index, size) for height, index in nodes]
-        expanded = self._load(tile for tile, _, _ in located)
-        result = {}
-        for node, (tile, inner, position) in zip(nodes, located):
-            hashes = expanded[(tile.level, tile.index)][inner]
-            value = hashes[position * HASH_SIZE : (position + 1) * HASH_SIZE]
-            if len(value) != HASH_SIZE:
-                raise TileError(f"{tile.path} does not hold node {node}")
-            result[node] = value
+        cache = self._cache
+        result: dict[Node, bytes] = {}
+        pending: list[Node] = []
+        for node in nodes:
+            height, index = node
+            if index < 0 or ((index + 1) << height) > size:
+                raise ProofError(f"node ({height}, {index}) is not in a tree of size {size}")
+            inner = height & 7
+            key = (height >> 3, (index << inner) >> TILE_HEIGHT)
+            width = (size >> (height & ~7)) - key[1] * TILE_WIDTH
+            cached = cache.get(key)
+            if cached is not None and cached[0] >= width:
+                cache.move_to_end(key)
+                position = (index & ((TILE_WIDTH >> inner) - 1)) * HASH_SIZE
+                result[node] = cached[1][inner][position : position + HASH_SIZE]
+            else:
+                pending.append(node)
+        if pending:
+            located = [node_tile(height, index, size) for height, index in pending]
+            expanded = self._load(tile for tile, _, _ in located)
+            for node, (tile, inner, position) in zip(pending, located):
+                hashes = expanded[(tile.level, tile.index)][inner]
+                value = hashes[position * HASH_SIZE : (position + 1) * HASH_SIZE]
+                if len(value) != HASH_SIZE:
+                    raise TileError(f"{tile.path} does not hold node {node}")
+                result[node] = value
         return result
 
     def _rehash(self, groups: Sequence[Group], size: int) -> list[bytes]:
