@@ -68,7 +68,10 @@ class LogReader:
 
     def checkpoint_at(self, size: int) -> StoredCheckpoint:
         _check_non_negative("size", size)
-        checkpoint = self.store.checkpoint(size)
+        latest = self.latest()
+        if size > latest.size:  # also keeps out-of-range integers away from the database
+            raise NotFound(f"no checkpoint at size {size}: the log has {latest.size} entries")
+        checkpoint = latest if size == latest.size else self.store.checkpoint(size)
         if checkpoint is None:
             raise NotFound(f"no checkpoint was signed at size {size}")
         return checkpoint
