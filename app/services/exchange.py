@@ -4,11 +4,12 @@ Steps (any failure raises an `OIDCError` carrying PyPI's error code):
 
 1. parse the request body (`{"token": "<JWT>"}`)                 invalid-payload
 2. verify the JWT against its issuer's keys and our audience     invalid-token / not-enabled
-3. refuse a `jti` seen before                                     invalid-reuse-token
-4. find the most specific registered publisher that accepts it   invalid-publisher
-5. append an `exchange` entry; in the same transaction record the
-   jti (unique per issuer: a concurrent replay loses the race here), the
-   exchange and its claims (for blast-radius queries) and the token's hash.
+3. find the most specific registered publisher that accepts it   invalid-publisher
+4. append an `exchange` entry; in the same transaction claim the jti
+   (unique per issuer: a replay, even a concurrent one in another process,
+   is refused here and leaves no entry)                          invalid-reuse-token
+   and record the exchange, its claims (for blast-radius queries) and the
+   upload token's hash.
 
 Only then is the token returned. Failures are counted and kept in a bounded
 audit table, never in the log.
@@ -22,7 +23,7 @@ from typing import Any, Callable
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.entries import ExchangeEntry, rfc3339
 from app.metrics import Metrics
@@ -86,8 +87,6 @@ class TokenExchange:
     async def _mint(self, raw_token: str) -> MintedToken:
         now = self.clock()
         verified = await self.verifier.verify(raw_token, now)
-        if verified.jti is not None and self._jti_used(verified):
-            raise ReusedToken()
         candidates = self.publishers.candidates(lookup_keys(verified.provider, verified.claims))
         chosen = select_publisher([c.publisher() for c in candidates], verified.claims)
         chosen_id = next(c.id for c in candidates if c.publisher() == chosen)
@@ -108,18 +107,8 @@ class TokenExchange:
         )
 
         def project_rows(conn: Connection, index: int) -> None:
-            if verified.jti is not None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            _used_jti.insert().values(
-                                issuer=verified.issuer,
-                                jti=verified.jti,
-                                expires_at=verified.expires_at + 60,
-                            )
-                        )
-                except IntegrityError as exc:
-                    raise ReusedToken() from exc
+            if verified.jti is not None and not _claim_jti(conn, verified):
+                raise ReusedToken()
             conn.execute(
                 _exchange.insert().values(
                     log_index=index,
@@ -140,17 +129,6 @@ class TokenExchange:
 
         receipt = await self.log.append(entry.encode(), kind=entry.kind, projection=project_rows)
         return MintedToken(token.value, token.expires_at, token.token_id, receipt.index)
-
-    def _jti_used(self, verified: VerifiedToken) -> bool:
-        with self.engine.connect() as conn:
-            return (
-                conn.execute(
-                    select(_used_jti.c.id).where(
-                        _used_jti.c.issuer == verified.issuer, _used_jti.c.jti == verified.jti
-                    )
-                ).first()
-                is not None
-            )
 
     def _record_failure(self, exc: OIDCError, issuer: str | None, repository: str | None) -> None:
         with self.engine.begin() as conn:
@@ -175,6 +153,23 @@ class TokenExchange:
     def failed_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(_failed)).scalar_one()
+
+
+def _claim_jti(conn: Connection, verified: VerifiedToken) -> bool:
+    """Record the token's jti; False if this issuer's jti was recorded before.
+
+    The (issuer, jti) unique constraint decides, so of two processes racing
+    with the same token exactly one wins. Kept a minute past the token's expiry
+    (after which the verifier refuses the token anyway).
+    """
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    result = conn.execute(
+        dialect.insert(_used_jti)
+        .values(issuer=verified.issuer, jti=verified.jti, expires_at=verified.expires_at + 60)
+        .on_conflict_do_nothing(index_elements=[_used_jti.c.issuer, _used_jti.c.jti])
+        .returning(_used_jti.c.id)
+    )
+    return result.first() is not None
 
 
 def _token_from_body(body: bytes) -> str:

@@ -243,3 +243,24 @@ def test_id_package_token_from_actions_endpoint_is_exchanged(service, monkeypatc
     response = service.mint(oidc_token)
     assert response.status_code == 200, response.text
     assert response.json()["token"].startswith("pubtrail-v1.")
+
+
+def test_concurrent_replays_of_one_token_mint_once(service):
+    """Ten simultaneous exchanges of one token: the jti constraint lets exactly one through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    service.add_github_publisher()
+    token = service.github_token()
+    size = service.log_size()
+
+    def post(_):
+        with httpx.Client(base_url=service.url, timeout=30) as client:
+            return client.post("/_/oidc/mint-token", json={"token": token})
+
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(post, range(10)))
+    assert sorted(r.status_code for r in responses) == [200] + [422] * 9
+    assert {r.json()["errors"][0]["code"] for r in responses if r.status_code == 422} == {"invalid-reuse-token"}
+    assert service.log_size() == size + 1

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Benchmark: OIDC token exchanges per second over HTTP against a real `pubtrail serve`.
+
+Starts the server in a subprocess (development mode, SQLite in a temporary
+folder), registers one GitHub trusted publisher, signs distinct OIDC tokens
+with the development issuer's key (each with its own jti), then posts them to
+`/_/oidc/mint-token` from N concurrent HTTP/1.1 clients. Every exchange is
+logged (one `exchange` entry each, durable before the answer). Prints
+throughput and p50/p99 latency. Not a test: nothing fails on a slow machine.
+
+    .venv/bin/python scripts/bench_exchange.py [--clients 32] [--requests 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.config import Settings  # noqa: E402
+from app.oidc.dev_issuer import github_claims  # noqa: E402
+from app.runtime import dev_issuer_for  # noqa: E402
+
+ADMIN = "bench-admin-token-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(data_dir: Path, port: int, extra_env: dict | None = None) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBTRAIL_")}
+    env.update(
+        PUBTRAIL_DATA_DIR=str(data_dir),
+        PUBTRAIL_DEV="1",
+        PUBTRAIL_ADMIN_TOKEN=ADMIN,
+        PUBTRAIL_ORIGIN="bench.pubtrail.local/log",
+        PYTHONPATH=str(ROOT),
+        **(extra_env or {}),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "keygen", "--origin", "bench.pubtrail.local/log"],
+        env=env, check=True, capture_output=True,
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz").status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("server did not start")
+
+
+async def run(url: str, tokens: list[str], clients: int) -> tuple[float, list[float], int]:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for token in tokens:
+        queue.put_nowait(token)
+    latencies: list[float] = []
+    failures = 0
+
+    async def worker() -> None:
+        nonlocal failures
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            while not queue.empty():
+                token = queue.get_nowait()
+                started = time.perf_counter()
+                response = await client.post("/_/oidc/mint-token", json={"token": token})
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return time.perf_counter() - started, latencies, failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=4000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        port = free_port()
+        server = start_server(data_dir, port)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            response = httpx.post(
+                f"{url}/api/v1/projects/bench-project/publishers",
+                json={"provider": "github", "repository": "bench/project", "repository_owner_id": "7", "workflow": "release.yml"},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            )
+            response.raise_for_status()
+            settings = Settings(data_dir=data_dir, dev=True)
+            issuer = dev_issuer_for(settings)
+            now = time.time()
+            claims = github_claims("bench/project", "7", "release.yml")
+            tokens = [issuer.mint(claims | {"jti": f"bench-{i}"}, "pubtrail", now, lifetime=600) for i in range(args.requests)]
+            # warm up connections and caches (JWKS, publisher lookup) outside the measurement
+            asyncio.run(run(url, [issuer.mint(claims, "pubtrail", now) for _ in range(50)], 8))
+            elapsed, latencies, failures = asyncio.run(run(url, tokens, args.clients))
+            size = httpx.get(url + "/api/v1/log").json()["size"]
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, server: 1 process, SQLite (WAL, synchronous=FULL)")
+    print(f"exchanges: {args.requests} with {args.clients} concurrent clients, {failures} failed")
+    print(f"throughput: {args.requests / elapsed:,.0f} exchanges/s (each logged and durable before the answer)")
+    print(f"latency: p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    print(f"log size after run: {size}")
+
+
+if __name__ == "__main__":
+    main()
