@@ -16,6 +16,7 @@ from typing import Callable
 from sqlalchemy import Engine
 
 from app.config import Settings
+from app.distributions.blobs import BlobStore
 from app.keys import load_key
 from app.metrics import Metrics
 from app.oidc.dev_issuer import DevIssuer
@@ -28,6 +29,7 @@ from app.services.log import Log
 from app.services.log_reader import LogReader
 from app.services.publishers import Publishers
 from app.services.upload_tokens import UploadTokens
+from app.services.uploads import Uploads
 from app.storage.db import make_engine
 from app.storage.log_store import LogStore, create_schema
 
@@ -44,6 +46,8 @@ class Runtime:
     publishers: Publishers
     exchange: TokenExchange
     tokens: UploadTokens
+    blobs: BlobStore
+    uploads: Uploads
     dev_issuer: DevIssuer | None = None
 
     async def start(self) -> None:
@@ -99,6 +103,11 @@ def build_runtime(
     exchange = TokenExchange(
         engine, log, verifier, publishers, metrics, clock, settings.upload_token_lifetime
     )
+    tokens = UploadTokens(engine)
+    blobs = BlobStore(settings.data_dir / "files")
+    uploads = Uploads(
+        engine, log, tokens, blobs, metrics, clock, max_upload_size=settings.max_upload_size
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -107,7 +116,9 @@ def build_runtime(
         log=log,
         publishers=publishers,
         exchange=exchange,
-        tokens=UploadTokens(engine),
+        tokens=tokens,
+        blobs=blobs,
+        uploads=uploads,
         dev_issuer=dev_issuer,
     )
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import admin_routes, log_routes, oidc_routes, ops_routes
+from app.api import admin_routes, legacy_routes, log_routes, oidc_routes, ops_routes, simple_routes
 from app.api.errors import install_error_handlers
 from app.runtime import Runtime
 
@@ -35,4 +35,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(oidc_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(ops_routes.router)
+    app.include_router(legacy_routes.router)
+    app.include_router(simple_routes.router)
     return app

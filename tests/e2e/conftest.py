@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from app.api.app import create_app
+from app.api.reason_phrase import ReasonH11Protocol
 from app.runtime import Runtime, build_runtime
 from tests.conftest import ADMIN_TOKEN
 from tests.support.oidc_issuer import (
@@ -66,6 +67,12 @@ class Service:
     def mint(self, oidc_token: str) -> httpx.Response:
         return self.client.post("/_/oidc/mint-token", json={"token": oidc_token})
 
+    def upload_token(self, **claims) -> str:
+        """An upload token minted from a fresh GitHub OIDC token (a matching publisher must exist)."""
+        response = self.mint(self.github_token(**claims))
+        assert response.status_code == 200, response.text
+        return response.json()["token"]
+
 
 @pytest.fixture
 def issuer() -> Iterator[LocalOIDCIssuer]:
@@ -86,7 +93,7 @@ def make_service(make_settings, database_url, issuer):
             **overrides,
         )
         runtime = build_runtime(settings, clock=clock)
-        context = serve(create_app(runtime))
+        context = serve(create_app(runtime), http=ReasonH11Protocol)
         url = context.__enter__()
         client = httpx.Client(base_url=url, timeout=30)
         started.append((context, client, runtime))

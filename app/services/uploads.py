@@ -1,0 +1,416 @@
+"""Uploads through PyPI's legacy API, each accepted file a log entry.
+
+The route hands over the ``Authorization`` header first and the body second,
+so an unauthenticated client never gets a byte spooled:
+
+1. :meth:`Uploads.authenticate`: HTTP Basic ``__token__`` + upload token
+   (403 with the reason otherwise);
+2. :meth:`Uploads.upload`: stream the multipart body into the spool
+   (``parse_upload_form``, size limit enforced while streaming), then run
+   PyPI's checks in PyPI's order (``app.distributions.validate``): action,
+   metadata fields, the token's project scope (403), filename, content type,
+   digests, duplicates, archive; store the file content-addressed
+   (``BlobStore.commit``: fsync + rename); append an ``upload`` entry whose
+   projection writes the ``release_file`` row (and the ``project`` row for a
+   project's first file) in the log's own transaction.
+
+Duplicates follow PyPI (warehouse ``_is_duplicate_file``): a file "exists"
+when its filename *or* its content is already stored. Same filename and same
+content: 200, nothing changes. Anything else: 400 "File already exists".
+The check runs before the archive is opened, and again inside the
+projection, where writers are serialised by the log's write lock, so a race
+between two uploads resolves the same way; the loser's blob may stay
+(content-addressed, harmless) but it gets no entry.
+
+A refused upload leaves nothing behind: no entry, no row, no blob, no spool
+file. Every :class:`~app.distributions.errors.UploadError` carries the
+status and the one-line reason the route puts on the status line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import Engine, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from app.distributions.blobs import BlobStore, InvalidDigest
+from app.distributions.errors import DEFAULT_HELP_URL, FileTooLarge, UploadError, file_already_exists
+from app.distributions.form import StagedFile, UploadForm, parse_upload_form
+from app.distributions.simple import SimpleFile
+from app.distributions.validate import (
+    Metadata,
+    check_action,
+    check_archive,
+    check_content_type,
+    check_digests,
+    validate_filename,
+    validate_metadata_fields,
+)
+from app.entries import ExchangeEntry, UploadEntry, decode, rfc3339
+from app.metrics import Metrics
+from app.oidc.publishers import identity_summary
+from app.sequencer import Receipt
+from app.services.log import Log
+from app.services.upload_tokens import TokenGrant, TokenRejected, UploadTokens
+from app.storage.tables import LogEntry, Project, ReleaseFile
+
+__all__ = ["Accepted", "AlreadyStored", "TOKEN_USERNAME", "Uploads"]
+
+#: The only HTTP Basic username accepted: the password is an upload token.
+TOKEN_USERNAME = "__token__"
+
+_release = ReleaseFile.__table__
+_project = Project.__table__
+_log_entry = LogEntry.__table__
+_IDENTITY_CACHE = 4096
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A new file: its entry and the receipt proving it is in the log."""
+
+    entry: UploadEntry
+    receipt: Receipt
+
+    def to_json(self) -> dict[str, Any]:
+        return {"upload": self.entry.to_json(), "receipt": self.receipt.to_json()}
+
+
+@dataclass(frozen=True)
+class AlreadyStored:
+    """The same file (same name, same content) was uploaded before: nothing changed."""
+
+    filename: str
+    sha256: str
+    log_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"duplicate": True, "filename": self.filename, "sha256": self.sha256, "log_index": self.log_index}
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A ``release_file`` row that collides with an upload (by name or content)."""
+
+    filename: str
+    sha256: str
+    blake2b_256: str
+    log_index: int
+
+
+class _SameFile(Exception):
+    """Raised inside the projection: an identical file won the race; refuse this entry."""
+
+    def __init__(self, stored: _Stored):
+        super().__init__(stored.filename)
+        self.stored = stored
+
+
+def _invalid_auth(detail: str | None, help_url: str) -> UploadError:
+    why = f": {detail}" if detail else ""
+    return UploadError(
+        403,
+        f"Invalid or non-existent authentication information{why}. "
+        f"See {help_url}#invalid-auth for more information.",
+    )
+
+
+class Uploads:
+    """The upload service. ``clock`` returns Unix time; ``max_upload_size``
+    caps the distribution file in bytes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        log: Log,
+        tokens: UploadTokens,
+        blobs: BlobStore,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        *,
+        max_upload_size: int,
+        help_url: str = DEFAULT_HELP_URL,
+    ):
+        self.engine = engine
+        self.log = log
+        self.tokens = tokens
+        self.blobs = blobs
+        self.metrics = metrics
+        self.clock = clock
+        self.max_upload_size = max_upload_size
+        self.help_url = help_url
+        self._identities: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._identities_lock = threading.Lock()
+        self._upsert_project = _insert_ignore(engine, _project)
+
+    # --- authentication (headers only) -----------------------------------------
+
+    def authenticate(self, authorization: str | None) -> TokenGrant:
+        """Check ``Authorization: Basic base64(__token__:<upload token>)``.
+
+        Raises a 403 :class:`UploadError` saying why (missing, not Basic, not
+        the ``__token__`` user, or the token unknown / expired / revoked).
+        Reads no request body; one indexed query.
+        """
+        try:
+            return self._authenticate(authorization)
+        except UploadError:
+            self.metrics.uploads.labels("auth_failed").inc()
+            raise
+
+    def _authenticate(self, authorization: str | None) -> TokenGrant:
+        if not authorization:
+            raise _invalid_auth(None, self.help_url)
+        scheme, _, encoded = authorization.strip().partition(" ")
+        if scheme.lower() != "basic" or not encoded.strip():
+            raise _invalid_auth("use HTTP Basic authentication", self.help_url)
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise _invalid_auth("the Basic credentials are not valid base64 of user:password", self.help_url) from None
+        username, colon, password = decoded.partition(":")
+        if not colon:
+            raise _invalid_auth("the Basic credentials are not valid base64 of user:password", self.help_url)
+        if not hmac.compare_digest(username.encode(), TOKEN_USERNAME.encode()):
+            raise _invalid_auth(
+                f"only upload tokens are accepted, with the username {TOKEN_USERNAME!r}", self.help_url
+            )
+        try:
+            return self.tokens.authenticate(password, self.clock())
+        except TokenRejected as exc:
+            raise UploadError(403, f"{exc} See {self.help_url}#invalid-auth for more information.") from None
+
+    # --- the upload ---------------------------------------------------------------
+
+    async def upload(
+        self, grant: TokenGrant, chunks: AsyncIterable[bytes], content_type: str | None
+    ) -> Accepted | AlreadyStored:
+        """Receive, check, store and log one file for an authenticated token.
+
+        Raises :class:`UploadError` (400/403/410) when refused; then nothing
+        is stored.
+        """
+        try:
+            result = await self._upload(grant, chunks, content_type)
+        except UploadError as exc:
+            self.metrics.uploads.labels(_result_label(exc)).inc()
+            raise
+        self.metrics.uploads.labels("accepted" if isinstance(result, Accepted) else "duplicate").inc()
+        return result
+
+    async def _upload(
+        self, grant: TokenGrant, chunks: AsyncIterable[bytes], content_type: str | None
+    ) -> Accepted | AlreadyStored:
+        form = await parse_upload_form(
+            chunks, content_type, max_file_size=self.max_upload_size, spool_dir=self.blobs.spool_dir
+        )
+        try:
+            checked = await asyncio.to_thread(self._check_and_store, grant, form)
+        finally:
+            form.discard()  # no-op once the file was committed (renamed away)
+        if isinstance(checked, AlreadyStored):
+            return checked
+        entry, requires_python = checked
+        try:
+            receipt = await self.log.append(
+                entry.encode(), kind=entry.kind, projection=self._projection(entry, requires_python)
+            )
+        except _SameFile as exc:
+            return AlreadyStored(exc.stored.filename, exc.stored.sha256, exc.stored.log_index)
+        return Accepted(entry, receipt)
+
+    def _check_and_store(
+        self, grant: TokenGrant, form: UploadForm
+    ) -> tuple[UploadEntry, str | None] | AlreadyStored:
+        """PyPI's checks in PyPI's order, then the blob commit (worker thread)."""
+        fields = form.fields
+        check_action(fields)
+        meta = validate_metadata_fields(fields)
+        if meta.normalized_name not in grant.projects:
+            raise UploadError(
+                403,
+                f"The given token isn't allowed to upload to project {meta.name!r}. "
+                f"See {self.help_url}#project-name for more information.",
+            )
+        staged = form.file
+        if staged is None:
+            raise UploadError(400, "Upload payload does not have a file.", field="content")
+        validate_filename(staged.filename, meta.name, meta.version, meta.filetype)
+        check_content_type(staged.content_type)
+        check_digests(fields, staged)
+        with self.engine.connect() as conn:
+            stored = _colliding_file(conn, staged.filename, staged.sha256)
+        if stored is not None:
+            return self._duplicate(stored, staged.filename, staged.sha256, staged.blake2b_256)
+        check_archive(staged.path, staged.filename)
+        entry = self._entry(grant, meta, staged)  # before the commit: a failure here stores nothing
+        self.blobs.commit(staged)
+        return entry, meta.requires_python
+
+    def _duplicate(self, stored: _Stored, filename: str, sha256: str, blake2b_256: str) -> AlreadyStored:
+        """PyPI's rule: same name and same content is a no-op; anything else is refused."""
+        if stored.filename == filename and stored.sha256 == sha256 and stored.blake2b_256 == blake2b_256:
+            return AlreadyStored(filename, sha256, stored.log_index)
+        raise file_already_exists(filename, blake2b_256, help_url=self.help_url)
+
+    def _entry(self, grant: TokenGrant, meta: Metadata, staged: StagedFile) -> UploadEntry:
+        return UploadEntry(
+            time=rfc3339(self.clock()),
+            project=meta.normalized_name,
+            version=str(meta.version),
+            filename=staged.filename,
+            packagetype=meta.filetype,
+            size=staged.size,
+            sha256=staged.sha256,
+            blake2b_256=staged.blake2b_256,
+            token_id=grant.token_id,
+            exchange_index=grant.exchange_log_index,
+            publisher=self.publisher_identity(grant.exchange_log_index),
+        )
+
+    def _projection(self, entry: UploadEntry, requires_python: str | None):
+        now = int(self.clock())
+
+        def write_rows(conn: Connection, index: int) -> None:
+            # Runs under the log's write lock: the check and the insert cannot interleave
+            # with another upload's.
+            stored = _colliding_file(conn, entry.filename, entry.sha256)
+            if stored is not None:
+                self._duplicate(stored, entry.filename, entry.sha256, entry.blake2b_256)  # raises unless identical
+                raise _SameFile(stored)
+            conn.execute(self._upsert_project.values(name=entry.project, created_at=now, created_log_index=index))
+            conn.execute(
+                _release.insert().values(
+                    filename=entry.filename,
+                    project=entry.project,
+                    version=entry.version,
+                    packagetype=entry.packagetype,
+                    size=entry.size,
+                    sha256=entry.sha256,
+                    blake2b_256=entry.blake2b_256,
+                    requires_python=requires_python,
+                    uploaded_at=now,
+                    log_index=index,
+                    token_id=entry.token_id,
+                    exchange_log_index=entry.exchange_index,
+                )
+            )
+
+        return write_rows
+
+    # --- the read side (simple index, file downloads) ----------------------------
+
+    def project_names(self) -> list[str]:
+        """Every project with at least one file (normalized names)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(_project.c.name).order_by(_project.c.name)).scalars())
+
+    def project_files(self, project: str) -> list[SimpleFile] | None:
+        """The files of a project (normalized name), oldest first; None if the project is unknown."""
+        with self.engine.connect() as conn:
+            if conn.execute(select(_project.c.name).where(_project.c.name == project)).first() is None:
+                return None
+            rows = conn.execute(
+                select(
+                    _release.c.filename,
+                    _release.c.sha256,
+                    _release.c.size,
+                    _release.c.requires_python,
+                    _release.c.uploaded_at,
+                )
+                .where(_release.c.project == project)
+                .order_by(_release.c.log_index)
+            ).all()
+        return [
+            SimpleFile(
+                filename=row.filename,
+                sha256=row.sha256,
+                size=row.size,
+                requires_python=row.requires_python,
+                upload_time=datetime.fromtimestamp(row.uploaded_at, tz=timezone.utc),
+            )
+            for row in rows
+        ]
+
+    def stored_file(self, sha256: str, filename: str) -> Path | None:
+        """The stored blob of an accepted file named ``filename`` with this SHA-256, or None."""
+        try:
+            path = self.blobs.path_for(sha256)
+        except InvalidDigest:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_release.c.log_index).where(_release.c.filename == filename, _release.c.sha256 == sha256)
+            ).first()
+        return path if row is not None and path.is_file() else None
+
+    # --- the identity behind a token ---------------------------------------------
+
+    def publisher_identity(self, exchange_index: int) -> dict[str, Any]:
+        """The identity summary of the exchange entry at ``exchange_index``,
+        read from the log itself (entries are immutable, so it is cached)."""
+        with self._identities_lock:
+            cached = self._identities.get(exchange_index)
+            if cached is not None:
+                self._identities.move_to_end(exchange_index)
+                return cached
+        with self.engine.connect() as conn:
+            data = conn.execute(select(_log_entry.c.data).where(_log_entry.c.index == exchange_index)).scalar_one()
+        exchange = decode(bytes(data))
+        if not isinstance(exchange, ExchangeEntry):
+            raise RuntimeError(f"log entry {exchange_index} is a {exchange.kind} entry, not an exchange")
+        summary = identity_summary(exchange.issuer, exchange.provider, exchange.claims)
+        with self._identities_lock:
+            self._identities[exchange_index] = summary
+            while len(self._identities) > _IDENTITY_CACHE:
+                self._identities.popitem(last=False)
+        return summary
+
+
+def _colliding_file(conn: Connection, filename: str, sha256: str) -> _Stored | None:
+    """A stored file with this name or this content, the same-named one first.
+
+    Content is matched by SHA-256 (indexed); PyPI matches by BLAKE2b-256,
+    which identifies the same content.
+    """
+    rows = conn.execute(
+        select(_release.c.filename, _release.c.sha256, _release.c.blake2b_256, _release.c.log_index)
+        .where(or_(_release.c.filename == filename, _release.c.sha256 == sha256))
+        .limit(2)
+    ).all()
+    if not rows:
+        return None
+    row = next((r for r in rows if r.filename == filename), rows[0])
+    return _Stored(row.filename, row.sha256, row.blake2b_256, row.log_index)
+
+
+def _insert_ignore(engine: Engine, table):
+    """``INSERT ... ON CONFLICT DO NOTHING`` for this engine's dialect."""
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
+    if dialect is None:
+        raise RuntimeError(f"unsupported database dialect {engine.dialect.name!r}")
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _result_label(exc: UploadError) -> str:
+    if isinstance(exc, FileTooLarge):
+        return "too_large"
+    if exc.status == 403:
+        return "forbidden"
+    if exc.status == 410:
+        return "gone"
+    if exc.reason.startswith("File already exists"):
+        return "exists"
+    return "invalid"
