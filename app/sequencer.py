@@ -153,28 +153,49 @@ class Sequencer:
         check that stored state, tiles and the latest checkpoint agree.
 
         Raises LogIntegrityError if they do not: the service must not start.
+        Safe when several processes start at once on one database: creation
+        and the check both run under the log's write lock.
         """
         with self._write_lock, self.store.write_connection() as conn:
             with conn.begin():
-                state = self.store.lock_state(conn)
-                if state is None:
-                    self.store.create_state(conn, self.origin, tlog.EMPTY_ROOT)
-                    signed = self._sign(0, tlog.EMPTY_ROOT)
-                    self.store.write_batch(
-                        conn,
-                        first_index=0,
-                        entries=[],
-                        tiles=[],
-                        new_size=0,
-                        new_root=tlog.EMPTY_ROOT,
-                        checkpoint_note=signed,
-                        signed_at=int(self.clock()),
-                    )
-                    log.info("created log %s", self.origin)
+                if self.store.lock_state(conn) is None:
+                    self._create(conn)
         self.check_integrity()
 
+    def _create(self, conn) -> None:
+        # PostgreSQL cannot lock a row that does not exist yet: lock the state
+        # table so that processes creating the log at once queue here, then
+        # re-read (another may have created it meanwhile).
+        if not self.store.is_sqlite:
+            self.store.lock_state_table(conn)
+            if self.store.lock_state(conn) is not None:
+                return
+        self.store.create_state(conn, self.origin, tlog.EMPTY_ROOT)
+        signed = self._sign(0, tlog.EMPTY_ROOT)
+        self.store.write_batch(
+            conn,
+            first_index=0,
+            entries=[],
+            tiles=[],
+            new_size=0,
+            new_root=tlog.EMPTY_ROOT,
+            checkpoint_note=signed,
+            signed_at=int(self.clock()),
+        )
+        log.info("created log %s", self.origin)
+
     def check_integrity(self) -> None:
-        """Verify origin, tiles, entry count and latest checkpoint against each other."""
+        """Verify origin, tiles, entry count and latest checkpoint against each other.
+
+        Holds the log's write lock while it reads: another process appending
+        meanwhile would otherwise make the entry count and checkpoint disagree.
+        """
+        with self._write_lock, self.store.write_connection() as conn:
+            with conn.begin():
+                self.store.lock_state(conn)
+                self._check_locked()
+
+    def _check_locked(self) -> None:
         state = self.store.state()
         if state is None:
             raise LogIntegrityError("the log has no state row; run initialize()")

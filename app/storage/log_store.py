@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, func, select, tuple_, update
+from sqlalchemy import Engine, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
@@ -65,11 +65,25 @@ class NewEntry:
     logged_at: int
 
 
+SCHEMA_LOCK_KEY = 0x7075627472616C  # "pubtral": PostgreSQL advisory lock held while creating tables
+
+
 def create_schema(engine: Engine) -> None:
-    """Create every table that does not exist yet (idempotent)."""
+    """Create every table that does not exist yet (idempotent, safe when several
+    processes start at once on one database).
+
+    The existence checks and the CREATEs run in one transaction that holds the
+    database's write lock from its start: SQLite `BEGIN IMMEDIATE` (a deferred
+    transaction that reads then writes fails at once with "database is locked"
+    when another process wrote in between), PostgreSQL a transaction-scoped
+    advisory lock (concurrent `CREATE TABLE`s otherwise collide on `pg_type`).
+    """
     import app.storage.tables  # noqa: F401  (registers the tables)
 
-    SQLModel.metadata.create_all(engine)
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        if not is_sqlite(engine):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        SQLModel.metadata.create_all(conn)
 
 
 class LogStore:
@@ -92,6 +106,16 @@ class LogStore:
             query = query.with_for_update()
         row = conn.execute(query).first()
         return StoredState(row.origin, row.size, bytes(row.root_hash)) if row else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self._sqlite
+
+    def lock_state_table(self, conn: Connection) -> None:
+        """PostgreSQL: lock the state table against other writers until the transaction ends
+        (used only when creating the log, when there is no row to lock yet)."""
+        if not self._sqlite:
+            conn.execute(text(f"LOCK TABLE {_state.name} IN SHARE ROW EXCLUSIVE MODE"))
 
     def create_state(self, conn: Connection, origin: str, root_hash: bytes) -> None:
         conn.execute(_state.insert().values(id=1, origin=origin, size=0, root_hash=root_hash))
