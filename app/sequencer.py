@@ -31,8 +31,9 @@ import asyncio
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -194,6 +195,15 @@ class Sequencer:
             with conn.begin():
                 self.store.lock_state(conn)
                 self._check_locked()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the log's write lock (this process's and the database's) for the block:
+        nothing is appended meanwhile, by this process or any other."""
+        with self._write_lock, self.store.write_connection() as conn:
+            with conn.begin():
+                self.store.lock_state(conn)
+                yield
 
     def _check_locked(self) -> None:
         state = self.store.state()

@@ -242,6 +242,32 @@ class LogStore:
             StoredEntry(r.index, r.kind, bytes(r.leaf_hash), bytes(r.data), r.logged_at) for r in rows
         ]
 
+    def iter_entries(self, stop: int, chunk: int = 10_000):
+        """Entries 0 <= index < stop in index order, read `chunk` rows at a time."""
+        start = 0
+        while start < stop:
+            rows = self.entries(start, min(start + chunk, stop))
+            if not rows:
+                return
+            yield from rows
+            start = rows[-1].index + 1
+
+    def all_tiles(self) -> list[tuple[int, int, int, bytes]]:
+        """Every stored hash tile row as `(level, index, width, data)`, by level and index."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_tiles.c.level, _tiles.c.index, _tiles.c.width, _tiles.c.data).order_by(
+                    _tiles.c.level, _tiles.c.index
+                )
+            ).all()
+        return [(row.level, row.index, row.width, bytes(row.data)) for row in rows]
+
+    def all_checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, by size."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_checkpoints).order_by(_checkpoints.c.size)).all()
+        return [StoredCheckpoint(r.size, bytes(r.root_hash), r.note, r.signed_at) for r in rows]
+
     def entry_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(_entries)).scalar_one()

@@ -1,0 +1,156 @@
+"""Full audit of the stored log: rebuild the tree from the entries and compare everything.
+
+The sequencer's start-up check (`Sequencer.check_integrity`) reads only the
+right edge of the tree: the tiles that make up the latest root, the entry
+count and the latest checkpoint. An interior tile or an old entry changed in
+the database passes it (and would then be served to auditors, or break their
+proofs). `audit_log` reads every entry, rehashes it, rebuilds the tree in
+memory (about 64 bytes per entry) and compares:
+
+- entries: indexes 0..size-1 with no gap or duplicate; each stored leaf hash
+  equals the hash of the stored bytes;
+- the rebuilt root with the log state;
+- every stored tile with the rebuilt one (its width must be the widest the
+  tree allows; every tile the tree needs must be stored);
+- every stored checkpoint: it verifies with the log's key, names the origin,
+  and its size and root are the rebuilt tree's at that size (so all signed
+  checkpoints are consistent with one another and with the entries).
+
+`audit_sequencer` runs it under the log's write lock, so that appends (from
+any process) wait and the audit sees one state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app import tlog
+from app.sequencer import Sequencer
+from app.storage.log_store import LogStore
+from app.tlog import MemoryTree, note
+from app.tlog.tiles import tile_width_at, tiles_for_size
+
+MAX_PROBLEMS = 100
+
+
+@dataclass
+class AuditReport:
+    size: int = 0
+    entries: int = 0
+    tiles: int = 0
+    checkpoints: int = 0
+    problems: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(message)
+        else:
+            self.truncated = True
+
+    def summary(self) -> str:
+        head = (
+            f"size {self.size}: {self.entries} entries, {self.tiles} tiles, "
+            f"{self.checkpoints} checkpoints checked"
+        )
+        if self.ok:
+            return head + ", no problem found"
+        more = " (more not listed)" if self.truncated else ""
+        return head + f", {len(self.problems)} problem(s){more}:\n" + "\n".join(self.problems)
+
+
+def audit_log(store: LogStore, verifier: note.Verifier, origin: str, *, chunk: int = 10_000) -> AuditReport:
+    """Check every entry, tile and checkpoint in `store` (see the module docstring).
+
+    Run it while nothing appends (`audit_sequencer` does): a batch committed
+    during the audit shows up as a mismatch.
+    """
+    report = AuditReport()
+    state = store.state()
+    if state is None:
+        report.problem("the log has no state row")
+        return report
+    if state.origin != origin:
+        report.problem(f"the database holds log {state.origin!r}, expected {origin!r}")
+    size = report.size = state.size
+
+    tree = MemoryTree()
+    expected_index = 0
+    batch: list[bytes] = []
+    for entry in store.iter_entries(size + 1, chunk):
+        if entry.index != expected_index:
+            report.problem(f"entry index {entry.index} found where {expected_index} was expected")
+            if entry.index < expected_index:
+                continue
+            # a gap: the tree cannot be rebuilt past it
+            break
+        computed = tlog.leaf_hash(entry.data)
+        if computed != entry.leaf_hash:
+            report.problem(f"entry {entry.index}: stored leaf hash does not match the hash of its bytes")
+        batch.append(computed)
+        expected_index += 1
+        if len(batch) >= chunk:
+            tree.extend_hashes(batch)
+            batch = []
+    tree.extend_hashes(batch)
+    report.entries = tree.size
+    if tree.size != size:
+        report.problem(f"the log state says {size} entries, {tree.size} could be read in order")
+    complete = tree.size >= size
+    if complete and tree.root(size) != state.root_hash:
+        report.problem("the entries hash to a root different from the log state's")
+
+    # tiles
+    stored_tiles = store.all_tiles()
+    report.tiles = len(stored_tiles)
+    seen = set()
+    for level, index, width, data in stored_tiles:
+        name = f"tile ({level}, {index}) width {width}"
+        seen.add((level, index))
+        expected_width = tile_width_at(level, index, size) if level >= 0 else 0
+        if expected_width == 0:
+            report.problem(f"{name} is stored but lies beyond the log's size {size}")
+            continue
+        if width != expected_width or len(data) != width * 32:
+            report.problem(
+                f"{name} holds {len(data)} bytes; the log of size {size} needs width {expected_width}"
+            )
+        if complete:
+            usable = min(width, expected_width, len(data) // 32)
+            if usable and data[: usable * 32] != tree.tile(level, index, usable):
+                report.problem(f"{name} differs from the tile rebuilt from the entries")
+    for tile in tiles_for_size(size):
+        if (tile.level, tile.index) not in seen:
+            report.problem(f"{tile.path} is missing from storage")
+
+    # checkpoints
+    checkpoints = store.all_checkpoints()
+    report.checkpoints = len(checkpoints)
+    sizes = {c.size for c in checkpoints}
+    if size not in sizes:
+        report.problem(f"no checkpoint is stored for the log's size {size}")
+    for stored in checkpoints:
+        name = f"checkpoint at size {stored.size}"
+        try:
+            parsed = tlog.open_checkpoint(stored.note, [verifier], origin=origin)
+        except tlog.TlogError as exc:
+            report.problem(f"{name} does not verify: {exc}")
+            continue
+        if parsed.size != stored.size or parsed.root_hash != stored.root_hash:
+            report.problem(f"{name}: the signed body says size {parsed.size}, root {parsed.root_hash.hex()}")
+            continue
+        if stored.size > size:
+            report.problem(f"{name} is beyond the log's size {size}")
+        elif stored.size <= tree.size and tree.root(stored.size) != parsed.root_hash:
+            report.problem(f"{name} is signed over a root the entries do not give (inconsistent checkpoint)")
+    return report
+
+
+def audit_sequencer(sequencer: Sequencer, *, chunk: int = 10_000) -> AuditReport:
+    """`audit_log` of a sequencer's log, holding the write lock so nothing appends meanwhile."""
+    with sequencer.locked():
+        return audit_log(sequencer.store, sequencer.verifier, sequencer.origin, chunk=chunk)
