@@ -256,8 +256,9 @@ class Sequencer:
         except asyncio.CancelledError:
             pass
         self._task = None
-        while self._queue is not None and not self._queue.empty():
-            pending = self._queue.get_nowait()
+        queue, self._queue = self._queue, None  # later appends fail at once instead of waiting forever
+        while queue is not None and not queue.empty():
+            pending = queue.get_nowait()
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the log is shutting down"))
 
@@ -279,41 +280,67 @@ class Sequencer:
         self._commit_batch(loop_less)
         return [p.future.result() for p in loop_less]
 
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+    async def _collect(self, queue: asyncio.Queue) -> list[_Pending]:
+        """The next batch: everything queued now, plus whatever arrives while
+        the loop keeps finding new entries, up to `batch_window` and `batch_max`.
+
+        A batch closes as soon as one pass of the event loop brings nothing new
+        (nobody else is about to append: do not make this batch wait longer).
+        """
         loop = asyncio.get_running_loop()
-        while True:
-            batch = [await queue.get()]
-            deadline = loop.time() + self.batch_window
+        batch = [await queue.get()]
+        deadline = loop.time() + self.batch_window
+        try:
             while len(batch) < self.batch_max:
                 if not queue.empty():
                     batch.append(queue.get_nowait())
                     continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                if loop.time() >= deadline:
                     break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), min(remaining, 0.001)))
-                except TimeoutError:
-                    break  # nobody else is waiting: do not make this batch wait longer
+                await asyncio.sleep(0)  # let appenders that are ready run
+                if queue.empty():
+                    await asyncio.sleep(0)
+                    if queue.empty():
+                        break
+        except asyncio.CancelledError:
+            _fail(batch, RuntimeError("the log is shutting down"))
+            raise
+        return batch
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            batch = await self._collect(queue)
             started = time.perf_counter()
+            work = asyncio.ensure_future(asyncio.to_thread(self._commit_and_prove, batch))
             try:
-                await asyncio.to_thread(self._commit_batch, batch)
+                # shielded: stop() cancels this task, but a batch in flight always
+                # finishes (its commit may already be durable) before the task ends
+                outcomes = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                try:
+                    outcomes = await work
+                except BaseException as exc:  # noqa: BLE001
+                    _fail(batch, exc)
+                else:
+                    _deliver(outcomes)
+                raise
             except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
                 log.exception("log batch of %d failed", len(batch))
-                for pending in batch:
-                    if not pending.future.done():
-                        _set_exception(pending.future, exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+                _fail(batch, exc)
                 continue
+            _deliver(outcomes)
             if self.on_batch:
                 self.on_batch(len(batch), time.perf_counter() - started)
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
-        """Run one batch to commit, then resolve every pending entry of it."""
-        self._finish_batch(batch, self._commit_only(batch))
+        """Run one batch to commit, then resolve every pending entry of it (synchronous callers)."""
+        _deliver(self._commit_and_prove(batch))
+
+    def _commit_and_prove(self, batch: list[_Pending]) -> list[tuple[_Pending, Receipt | None, BaseException | None]]:
+        """Commit one batch, then compute its receipts; resolves nothing (see `_deliver`)."""
+        return self._receipts(batch, self._commit_only(batch))
 
     def _commit_only(self, batch: list[_Pending]) -> tuple[int, bytes, str, BatchProofs] | None:
         """Commit one batch (entries, tiles, signed checkpoint); nothing is resolved yet."""
@@ -324,21 +351,23 @@ class Sequencer:
                 self.tree = TiledTree(self.store)  # may hold tiles of a batch that never committed
                 raise
 
-    def _finish_batch(self, batch: list[_Pending], committed: tuple[int, bytes, str, BatchProofs] | None) -> None:
-        """Compute the receipts of a committed batch and resolve every pending entry.
+    @staticmethod
+    def _receipts(
+        batch: list[_Pending], committed: tuple[int, bytes, str, BatchProofs] | None
+    ) -> list[tuple[_Pending, Receipt | None, BaseException | None]]:
+        """Each pending entry of a committed batch with its receipt or its own error.
 
         Reads nothing shared: it may run while the next batch commits.
         """
         if committed is None:
-            for pending in batch:
-                _resolve(pending, error=pending.error)
-            return
+            return [(pending, None, pending.error) for pending in batch]
         size, root, signed, batch_proofs = committed
         proofs = batch_proofs.proofs()
         first = batch_proofs.first
+        outcomes = []
         for pending in batch:
             if pending.error is not None:
-                _resolve(pending, error=pending.error)
+                outcomes.append((pending, None, pending.error))
                 continue
             receipt = Receipt(
                 index=pending.index,
@@ -349,7 +378,8 @@ class Sequencer:
                 checkpoint=signed,
                 projected=pending.projected,
             )
-            _resolve(pending, receipt=receipt)
+            outcomes.append((pending, receipt, None))
+        return outcomes
 
     def _write(self, batch: list[_Pending]) -> tuple[int, bytes, str, BatchProofs] | None:
         with self.store.write_connection() as conn, conn.begin():
@@ -506,7 +536,7 @@ class BatchProofs:
 
 
 class _SyncFuture:
-    """The small part of the Future API `_resolve` needs, for synchronous callers."""
+    """The small part of the Future API `_deliver` needs, for synchronous callers."""
 
     def __init__(self):
         self._result = None
@@ -528,26 +558,25 @@ class _SyncFuture:
         return self._result
 
 
-def _resolve(pending: _Pending, *, receipt: Receipt | None = None, error: BaseException | None = None) -> None:
-    future = pending.future
-    if isinstance(future, _SyncFuture):
+def _deliver(outcomes: list[tuple[_Pending, Receipt | None, BaseException | None]]) -> None:
+    """Resolve each pending entry with its receipt or error (in the loop that owns the futures)."""
+    for pending, receipt, error in outcomes:
         if error is not None:
-            future.set_exception(error)
+            _set_exception(pending.future, error)
         else:
-            future.set_result(receipt)
-        return
-    loop = future.get_loop()
-    if error is not None:
-        loop.call_soon_threadsafe(_set_exception, future, error)
-    else:
-        loop.call_soon_threadsafe(_set_result, future, receipt)
+            _set_result(pending.future, receipt)
 
 
-def _set_result(future: asyncio.Future, value) -> None:
+def _fail(batch: list[_Pending], error: BaseException) -> None:
+    for pending in batch:
+        _set_exception(pending.future, error)
+
+
+def _set_result(future, value) -> None:
     if not future.done():
         future.set_result(value)
 
 
-def _set_exception(future: asyncio.Future, error: BaseException) -> None:
+def _set_exception(future, error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
