@@ -38,7 +38,7 @@ from typing import Callable, Iterator, Sequence
 from sqlalchemy.engine import Connection
 
 from app import tlog
-from app.storage.log_store import LogStore, NewEntry
+from app.storage.log_store import LogStore, NewEntry, StoredCheckpoint
 from app.tlog import Checkpoint, Tile, TiledTree, TlogProof, note
 from app.tlog.plan import fold_range, range_nodes
 from app.tlog.tiles import TILE_HEIGHT, TILE_WIDTH
@@ -420,6 +420,7 @@ class Sequencer:
                     raise LogIntegrityError(f"new tree is not consistent with the old one: {exc}") from exc
             batch_proofs = BatchProofs(tiles, old_size, new_size, self.tree.node_hashes)
             signed = self._sign(new_size, new_root)
+            signed_at = int(self.clock())
             self.store.write_batch(
                 conn,
                 first_index=old_size,
@@ -428,8 +429,10 @@ class Sequencer:
                 new_size=new_size,
                 new_root=new_root,
                 checkpoint_note=signed,
-                signed_at=int(self.clock()),
+                signed_at=signed_at,
             )
+        # committed: readers in this process may now see it without asking the database
+        self.store.published(StoredCheckpoint(new_size, new_root, signed, signed_at))
         return new_size, new_root, signed, batch_proofs
 
     def _root_from_tiles(self, size: int) -> bytes:

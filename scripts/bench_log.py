@@ -214,6 +214,8 @@ def run_database(label: str, url: str | None, args, workdir: Path) -> None:
         return
     settings = make_settings(workdir, url, f"{label}-appends")
     for appenders, count in ((1, args.appends_1), (16, args.appends_16), (256, args.appends_256)):
+        if not count:
+            continue
         result = bench_appends(settings, appenders, count)
         print(
             f"appends, {appenders:3d} appenders: {result['rate']:9.0f} durable appends/s  "
@@ -239,9 +241,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=1_000_000, help="size of the log for proofs and bytes/entry")
     parser.add_argument("--samples", type=int, default=1000, help="inclusion proofs timed, cold and warm")
-    parser.add_argument("--appends-1", type=int, default=300)
-    parser.add_argument("--appends-16", type=int, default=5_000)
-    parser.add_argument("--appends-256", type=int, default=60_000)
+    parser.add_argument("--appends-1", type=int, default=300, help="appends timed with 1 appender (0: skip)")
+    parser.add_argument("--appends-16", type=int, default=5_000, help="appends timed with 16 appenders (0: skip)")
+    parser.add_argument("--appends-256", type=int, default=60_000, help="appends timed with 256 appenders (0: skip)")
     parser.add_argument("--postgres", default=os.environ.get("PUBTRAIL_BENCH_DATABASE_URL", DEFAULT_PG))
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")

@@ -9,10 +9,12 @@ for a narrower partial tile is answered with the matching prefix.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, func, select, text, tuple_, update
+from sqlalchemy import Engine, and_, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
@@ -92,6 +94,9 @@ class LogStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._sqlite = is_sqlite(engine)
+        self._latest: StoredCheckpoint | None = None
+        self._latest_at = 0.0
+        self._latest_lock = threading.Lock()
 
     # --- writing (inside the sequencer's transaction) --------------------------
 
@@ -190,13 +195,19 @@ class LogStore:
         """
         if not tiles:
             return []
-        keys = {(t.level, t.index) for t in tiles}
+        by_level: dict[int, set[int]] = {}
+        for tile in tiles:
+            by_level.setdefault(tile.level, set()).add(tile.index)
+        # one primary-key lookup per level: SQLite answers a row-value
+        # `(level, index) IN (...)` with a scan of the whole tile table
+        where = or_(
+            *(
+                and_(_tiles.c.level == level, _tiles.c.index.in_(sorted(indexes)))
+                for level, indexes in sorted(by_level.items())
+            )
+        )
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(_tiles.c.level, _tiles.c.index, _tiles.c.data).where(
-                    tuple_(_tiles.c.level, _tiles.c.index).in_(list(keys))
-                )
-            ).all()
+            rows = conn.execute(select(_tiles.c.level, _tiles.c.index, _tiles.c.data).where(where)).all()
         found = {(row.level, row.index): bytes(row.data) for row in rows}
         out = []
         for tile in tiles:
@@ -280,6 +291,29 @@ class LogStore:
                     _entries.c.leaf_hash == leaf_hash, _entries.c.index < below
                 )
             ).scalar_one_or_none()
+
+    def latest_checkpoint(self, max_age: float = 0.0) -> StoredCheckpoint | None:
+        """The latest checkpoint, from a process-wide cache if it was read or
+        published at most `max_age` seconds ago, else from the database.
+
+        A cached checkpoint is still one the log signed, only possibly not the
+        newest: another process may have appended since (this process's own
+        sequencer publishes every checkpoint it commits, see `published`).
+        """
+        cached = self._latest
+        if cached is not None and max_age > 0 and time.monotonic() - self._latest_at <= max_age:
+            return cached
+        fresh = self.checkpoint()
+        if fresh is not None:
+            self.published(fresh)
+        return fresh
+
+    def published(self, checkpoint: StoredCheckpoint) -> None:
+        """Record a checkpoint that is committed (never call it before the commit)."""
+        with self._latest_lock:
+            if self._latest is None or checkpoint.size >= self._latest.size:
+                self._latest = checkpoint
+                self._latest_at = time.monotonic()
 
     def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
         """The checkpoint signed at `size`, or the latest one when size is None."""
