@@ -90,7 +90,7 @@ class Receipt:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     kind: str
     data: bytes
@@ -271,7 +271,7 @@ class Sequencer:
         if len(data) > 0xFFFF:
             raise ValueError(f"a log entry is at most 65535 bytes, this one is {len(data)}")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(kind, data, projection, int(self.clock()), future))
+        self._queue.put_nowait(_Pending(kind, data, projection, int(self.clock()), future))  # unbounded
         return await future
 
     def append_batch_sync(self, items: Sequence[tuple[str, bytes]]) -> list[Receipt]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
-from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
@@ -30,6 +30,24 @@ _tiles = LogTile.__table__
 _checkpoints = SignedCheckpoint.__table__
 _state = LogState.__table__
 
+
+def _tile_upsert(dialect):
+    insert = dialect.insert(_tiles)
+    return insert.on_conflict_do_update(
+        index_elements=[_tiles.c.level, _tiles.c.index],
+        set_={"width": insert.excluded.width, "data": insert.excluded.data},
+    )
+
+
+# built once: constructing these per batch cost more than executing some of them
+_TILE_UPSERT_SQLITE = _tile_upsert(sqlite)
+_TILE_UPSERT_POSTGRES = _tile_upsert(postgresql)
+_CHECKPOINT_INSERT = _checkpoints.insert()
+_STATE_UPDATE = (
+    update(_state)
+    .where(_state.c.id == 1)
+    .values(size=bindparam("new_size"), root_hash=bindparam("new_root"))
+)
 _ENTRY_COLUMNS = '"index", kind, leaf_hash, data, logged_at'
 _ENTRY_INSERT_SQLITE = f"INSERT INTO {_entries.name} ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
 _ENTRY_COPY_POSTGRES = f"COPY {_entries.name} ({_ENTRY_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -59,8 +77,7 @@ class StoredCheckpoint:
     signed_at: int
 
 
-@dataclass(frozen=True)
-class NewEntry:
+class NewEntry(NamedTuple):
     kind: str
     leaf_hash: bytes
     data: bytes
@@ -139,33 +156,19 @@ class LogStore:
     ) -> None:
         """Write a batch's entries, changed tiles, signed checkpoint and new state."""
         if entries:
-            rows = [
-                (first_index + offset, entry.kind, entry.leaf_hash, entry.data, entry.logged_at)
-                for offset, entry in enumerate(entries)
-            ]
+            rows = [(first_index + offset, *entry) for offset, entry in enumerate(entries)]
             self._insert_entries(conn, rows)
         tile_rows = [
             {"level": tile.level, "index": tile.index, "width": tile.width, "data": data}
             for tile, data in tiles
         ]
         if tile_rows:
-            dialect = sqlite if self._sqlite else postgresql
-            insert = dialect.insert(_tiles)
-            conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[_tiles.c.level, _tiles.c.index],
-                    set_={"width": insert.excluded.width, "data": insert.excluded.data},
-                ),
-                tile_rows,
-            )
+            conn.execute(_TILE_UPSERT_SQLITE if self._sqlite else _TILE_UPSERT_POSTGRES, tile_rows)
         conn.execute(
-            _checkpoints.insert().values(
-                size=new_size, root_hash=new_root, note=checkpoint_note, signed_at=signed_at
-            )
+            _CHECKPOINT_INSERT,
+            {"size": new_size, "root_hash": new_root, "note": checkpoint_note, "signed_at": signed_at},
         )
-        conn.execute(
-            update(_state).where(_state.c.id == 1).values(size=new_size, root_hash=new_root)
-        )
+        conn.execute(_STATE_UPDATE, {"new_size": new_size, "new_root": new_root})
 
     def _insert_entries(self, conn: Connection, rows: list[tuple]) -> None:
         """Insert entry rows `(index, kind, leaf_hash, data, logged_at)` with the
