@@ -4,7 +4,9 @@
 batch is committed (durable) and a checkpoint covering it is signed and
 stored: acknowledged means durable and included.
 
-How a batch runs (`_commit_batch`, in a worker thread):
+The sequencer task collects a batch (`_collect`: whatever is queued, closing
+as soon as the event loop has nothing more to add), then runs it in a worker
+thread (`_commit_and_prove`):
 
 1. open a write transaction (SQLite `BEGIN IMMEDIATE`, PostgreSQL
    `SELECT ... FOR UPDATE` on the state row): one writer per log, across
@@ -19,7 +21,8 @@ How a batch runs (`_commit_batch`, in a worker thread):
 5. after the commit, compute every entry's inclusion proof from the batch's
    own new tiles (`BatchProofs`: the proofs of one batch share almost all
    their nodes, so they are read off the expanded tiles once instead of being
-   planned and fetched entry by entry) and resolve it.
+   planned and fetched entry by entry). The receipts are handed to their
+   waiters in the event loop, all at once.
 
 Any failure before the commit fails the whole batch and drops the tile cache
 (it may hold tiles that were never committed).
@@ -284,8 +287,8 @@ class Sequencer:
         """The next batch: everything queued now, plus whatever arrives while
         the loop keeps finding new entries, up to `batch_window` and `batch_max`.
 
-        A batch closes as soon as one pass of the event loop brings nothing new
-        (nobody else is about to append: do not make this batch wait longer).
+        A batch closes as soon as two passes of the event loop bring nothing
+        new (nobody else is about to append: do not make this batch wait longer).
         """
         loop = asyncio.get_running_loop()
         batch = [await queue.get()]

@@ -144,3 +144,24 @@ def _checkpoint_sizes(runtime) -> list[int]:
 def settings(make_settings, database_url):
     # a slightly longer batch window so each process forms real batches under contention
     return make_settings(database_url=database_url, batch_window=0.005)
+
+
+def test_reader_sees_what_another_process_appended(settings):
+    """A reader caches the latest checkpoint briefly; a request naming a newer size re-reads it."""
+    import time
+
+    writer, reader_side = build_runtime(settings), build_runtime(settings)
+    try:
+        reader = reader_side.log.reader
+        assert reader.latest().size == 0  # now cached in this "process"
+        writer.log.sequencer.append_batch_sync([("test", b"one"), ("test", b"two")])
+        assert reader.inclusion(1, 2).tree_size == 2
+        assert reader.checkpoint_at(2).size == 2
+        assert reader.consistency(1, 2).second == 2
+        assert reader.entry(1)[0].data == b"two"
+        assert reader.tile(0, 0, 2) == writer.log.reader.tile(0, 0, 2)
+        time.sleep(reader.latest_max_age + 0.05)
+        assert reader.latest().size == 2
+    finally:
+        writer.close()
+        reader_side.close()
