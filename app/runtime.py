@@ -57,6 +57,7 @@ class Runtime:
         await self.log.sequencer.stop()
 
     def close(self) -> None:
+        self.uploads.close()
         self.engine.dispose()
 
 

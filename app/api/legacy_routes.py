@@ -14,8 +14,6 @@ connection; a larger body is cut off.
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.requests import ClientDisconnect
@@ -41,7 +39,7 @@ _DRAIN_SLACK = 1024 * 1024
 async def upload(request: Request, runtime: RuntimeDep) -> Response:
     uploads = runtime.uploads
     try:
-        grant = await asyncio.to_thread(uploads.authenticate, request.headers.get("authorization"))
+        grant = await uploads.authenticate(request.headers.get("authorization"))
     except UploadError as exc:
         await _drain(request, runtime.settings.max_upload_size + _DRAIN_SLACK)
         return ReasonResponse(exc.status, exc.reason)

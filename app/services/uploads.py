@@ -35,13 +35,14 @@ import binascii
 import hmac
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, bindparam, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -75,6 +76,30 @@ _release = ReleaseFile.__table__
 _project = Project.__table__
 _log_entry = LogEntry.__table__
 _IDENTITY_CACHE = 4096
+#: Threads for the blocking part of an upload (checks, fsyncs): their own pool, so
+#: uploads waiting on the disk never hold up the sequencer's default-pool thread.
+_WORKERS = 32
+
+# Statements built once (executed with parameters): building and cache-keying a
+# statement per call costs more than running it on SQLite.
+_COLLIDING = (
+    select(_release.c.filename, _release.c.sha256, _release.c.blake2b_256, _release.c.log_index)
+    .where(or_(_release.c.filename == bindparam("filename"), _release.c.sha256 == bindparam("sha256")))
+    .limit(2)
+)
+# The release row, inserted only if no stored file has its name or its content: one
+# statement in the common case; the projection looks for the collision only when
+# nothing was inserted.
+_RELEASE_COLUMNS = [c for c in _release.columns]
+_INSERT_RELEASE_UNLESS_COLLIDING = _release.insert().from_select(
+    [c.name for c in _RELEASE_COLUMNS],
+    select(*(bindparam(c.name, type_=c.type) for c in _RELEASE_COLUMNS)).where(
+        ~exists().where(
+            or_(_release.c.filename == bindparam("filename"), _release.c.sha256 == bindparam("sha256"))
+        )
+    ),
+).returning(_release.c.log_index)  # a row back means inserted (rowcount is -1 for INSERT ... SELECT on psycopg)
+_EXCHANGE_DATA = select(_log_entry.c.data).where(_log_entry.c.index == bindparam("index"))
 
 
 @dataclass(frozen=True)
@@ -153,11 +178,18 @@ class Uploads:
         self.help_url = help_url
         self._identities: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._identities_lock = threading.Lock()
-        self._upsert_project = _insert_ignore(engine, _project)
+        self._insert_project = _insert_ignore(engine, _project)
+        # projects whose row is committed (rows are never deleted): their uploads skip the insert
+        self._known_projects: set[str] = set()
+        self._executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="pubtrail-upload")
+
+    def close(self) -> None:
+        """Stop the worker threads (after the server stopped taking requests)."""
+        self._executor.shutdown(wait=True)
 
     # --- authentication (headers only) -----------------------------------------
 
-    def authenticate(self, authorization: str | None) -> TokenGrant:
+    async def authenticate(self, authorization: str | None) -> TokenGrant:
         """Check ``Authorization: Basic base64(__token__:<upload token>)``.
 
         Raises a 403 :class:`UploadError` saying why (missing, not Basic, not
@@ -165,7 +197,7 @@ class Uploads:
         Reads no request body; one indexed query.
         """
         try:
-            return self._authenticate(authorization)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._authenticate, authorization)
         except UploadError:
             self.metrics.uploads.labels("auth_failed").inc()
             raise
@@ -217,24 +249,29 @@ class Uploads:
             chunks, content_type, max_file_size=self.max_upload_size, spool_dir=self.blobs.spool_dir
         )
         try:
-            checked = await asyncio.to_thread(self._check_and_store, grant, form)
+            checked = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._check_and_store, grant, form
+            )
         finally:
             form.discard()  # no-op once the file was committed (renamed away)
         if isinstance(checked, AlreadyStored):
             return checked
-        entry, requires_python = checked
+        entry, leaf, requires_python = checked
         try:
-            receipt = await self.log.append(
-                entry.encode(), kind=entry.kind, projection=self._projection(entry, requires_python)
-            )
+            receipt = await self.log.append(leaf, kind=entry.kind, projection=self._projection(entry, requires_python))
         except _SameFile as exc:
             return AlreadyStored(exc.stored.filename, exc.stored.sha256, exc.stored.log_index)
+        self._known_projects.add(entry.project)  # committed now
         return Accepted(entry, receipt)
 
     def _check_and_store(
         self, grant: TokenGrant, form: UploadForm
-    ) -> tuple[UploadEntry, str | None] | AlreadyStored:
-        """PyPI's checks in PyPI's order, then the blob commit (worker thread)."""
+    ) -> tuple[UploadEntry, bytes, str | None] | AlreadyStored:
+        """PyPI's checks in PyPI's order, then the blob commit (worker thread).
+
+        Returns the entry, its canonical bytes (encoded here, off the event loop)
+        and the Requires-Python the index shows, or :class:`AlreadyStored`.
+        """
         fields = form.fields
         check_action(fields)
         meta = validate_metadata_fields(fields)
@@ -256,8 +293,9 @@ class Uploads:
             return self._duplicate(stored, staged.filename, staged.sha256, staged.blake2b_256)
         check_archive(staged.path, staged.filename)
         entry = self._entry(grant, meta, staged)  # before the commit: a failure here stores nothing
+        leaf = entry.encode()
         self.blobs.commit(staged)
-        return entry, meta.requires_python
+        return entry, leaf, meta.requires_python
 
     def _duplicate(self, stored: _Stored, filename: str, sha256: str, blake2b_256: str) -> AlreadyStored:
         """PyPI's rule: same name and same content is a no-op; anything else is refused."""
@@ -282,31 +320,32 @@ class Uploads:
 
     def _projection(self, entry: UploadEntry, requires_python: str | None):
         now = int(self.clock())
+        row = {
+            "filename": entry.filename,
+            "project": entry.project,
+            "version": entry.version,
+            "packagetype": entry.packagetype,
+            "size": entry.size,
+            "sha256": entry.sha256,
+            "blake2b_256": entry.blake2b_256,
+            "requires_python": requires_python,
+            "uploaded_at": now,
+            "token_id": entry.token_id,
+            "exchange_log_index": entry.exchange_index,
+        }
+        new_project = entry.project not in self._known_projects
 
         def write_rows(conn: Connection, index: int) -> None:
-            # Runs under the log's write lock: the check and the insert cannot interleave
-            # with another upload's.
-            stored = _colliding_file(conn, entry.filename, entry.sha256)
-            if stored is not None:
+            # Runs under the log's write lock: no other upload's rows can appear between
+            # the collision check and the insert.
+            if conn.execute(_INSERT_RELEASE_UNLESS_COLLIDING, {**row, "log_index": index}).first() is None:
+                stored = _colliding_file(conn, entry.filename, entry.sha256)
+                if stored is None:
+                    raise RuntimeError(f"release row for {entry.filename} neither inserted nor colliding")
                 self._duplicate(stored, entry.filename, entry.sha256, entry.blake2b_256)  # raises unless identical
                 raise _SameFile(stored)
-            conn.execute(self._upsert_project.values(name=entry.project, created_at=now, created_log_index=index))
-            conn.execute(
-                _release.insert().values(
-                    filename=entry.filename,
-                    project=entry.project,
-                    version=entry.version,
-                    packagetype=entry.packagetype,
-                    size=entry.size,
-                    sha256=entry.sha256,
-                    blake2b_256=entry.blake2b_256,
-                    requires_python=requires_python,
-                    uploaded_at=now,
-                    log_index=index,
-                    token_id=entry.token_id,
-                    exchange_log_index=entry.exchange_index,
-                )
-            )
+            if new_project:
+                conn.execute(self._insert_project, {"name": entry.project, "created_at": now, "created_log_index": index})
 
         return write_rows
 
@@ -367,7 +406,7 @@ class Uploads:
                 self._identities.move_to_end(exchange_index)
                 return cached
         with self.engine.connect() as conn:
-            data = conn.execute(select(_log_entry.c.data).where(_log_entry.c.index == exchange_index)).scalar_one()
+            data = conn.execute(_EXCHANGE_DATA, {"index": exchange_index}).scalar_one()
         exchange = decode(bytes(data))
         if not isinstance(exchange, ExchangeEntry):
             raise RuntimeError(f"log entry {exchange_index} is a {exchange.kind} entry, not an exchange")
@@ -385,11 +424,7 @@ def _colliding_file(conn: Connection, filename: str, sha256: str) -> _Stored | N
     Content is matched by SHA-256 (indexed); PyPI matches by BLAKE2b-256,
     which identifies the same content.
     """
-    rows = conn.execute(
-        select(_release.c.filename, _release.c.sha256, _release.c.blake2b_256, _release.c.log_index)
-        .where(or_(_release.c.filename == filename, _release.c.sha256 == sha256))
-        .limit(2)
-    ).all()
+    rows = conn.execute(_COLLIDING, {"filename": filename, "sha256": sha256}).all()
     if not rows:
         return None
     row = next((r for r in rows if r.filename == filename), rows[0])
