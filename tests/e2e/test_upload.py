@@ -129,24 +129,13 @@ def _entry(service, index: int) -> tuple[dict, bytes, dict]:
     return body["entry"], base64.b64decode(body["entry_bytes"]), body
 
 
-def _verify_entry_proof(service, body: dict, raw: bytes) -> None:
-    """The entry's inclusion proof verifies against a checkpoint signed with the log's key."""
-    verifier = note.Verifier(service.client.get("/api/v1/log").json()["verifier_key"])
-    text, _ = note.open(body["checkpoint"], [verifier])
-    checkpoint = Checkpoint.parse(text)
-    proof = body["inclusion_proof"]
-    assert proof["tree_size"] == checkpoint.size
-    leaf = tlog.leaf_hash(raw)
-    assert leaf.hex() == body["leaf_hash"]
-    tlog.verify_inclusion(leaf, body["index"], checkpoint.size, [bytes.fromhex(h) for h in proof["hashes"]],
-                          checkpoint.root_hash)
-
-
 def _verify_receipt(service, receipt: dict, raw: bytes) -> None:
+    """A receipt (or an entry answer: same shape) proves `raw` is in a checkpoint signed with the log's key."""
     verifier = note.Verifier(service.client.get("/api/v1/log").json()["verifier_key"])
     text, _ = note.open(receipt["checkpoint"], [verifier])
     checkpoint = Checkpoint.parse(text)
     proof = receipt["inclusion_proof"]
+    assert proof["tree_size"] == checkpoint.size
     leaf = tlog.leaf_hash(raw)
     assert leaf.hex() == receipt["leaf_hash"]
     tlog.verify_inclusion(leaf, receipt["index"], checkpoint.size, [bytes.fromhex(h) for h in proof["hashes"]],
@@ -201,7 +190,7 @@ def test_twine_upload_is_logged_and_pip_gets_the_same_bytes(service, tmp_path, d
             "workflow": "release.yml", "ref": "refs/tags/v1.0.0", "sha": "a" * 40, "environment": "pypi",
         }
         assert token.encode() not in raw
-        _verify_entry_proof(service, body, raw)
+        _verify_receipt(service, body, raw)
         assert service.runtime.blobs.path_for(hashes["sha256"]).read_bytes() == path.read_bytes()
 
     # the simple index lists both files; pip fetches the wheel through it, byte for byte
@@ -210,7 +199,7 @@ def test_twine_upload_is_logged_and_pip_gets_the_same_bytes(service, tmp_path, d
     listed = {f["filename"]: f for f in page.json()["files"]}
     assert set(listed) == {wheel.name, sdist.name}
     assert listed[wheel.name]["hashes"]["sha256"] == digests(wheel.read_bytes())["sha256"]
-    assert listed[wheel.name]["requires-python"] is None or listed[wheel.name]["requires-python"]
+    assert (listed[wheel.name]["requires-python"], listed[sdist.name]["requires-python"]) == (">=3.8", None)
     sdist_link = listed[sdist.name]["url"].split("#", 1)[0]
     assert service.client.get(sdist_link).content == sdist.read_bytes()
 
