@@ -13,13 +13,11 @@ import asyncio
 import base64
 import hashlib
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app import tlog
 from app.api.app import create_app
@@ -36,17 +34,6 @@ PG_ENV = "PUBTRAIL_TEST_DATABASE_URL"
 PRELOADED = 256 * 256 + 3 * 256 + 37
 LIVE = 9  # appended through runtime.log.append once the server runs
 SYNC_BATCH = 20_000
-
-
-class NoDelayH11(H11Protocol):
-    """h11 with TCP_NODELAY: without it every keep-alive request waits ~40 ms
-    for a delayed ACK (response headers and body go out in two writes)."""
-
-    def connection_made(self, transport):
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
 
 
 def payload(i: int) -> bytes:
@@ -94,7 +81,7 @@ def served(request, tmp_path_factory):
         assert [r.index for r in receipts] == list(range(start, start + len(chunk)))
         sizes.append(start + len(chunk))
     try:
-        with serve(create_app(runtime), http=NoDelayH11) as base, httpx.Client(base_url=base, timeout=30) as client:
+        with serve(create_app(runtime)) as base, httpx.Client(base_url=base, timeout=30) as client:
             # the sequencer runs in the server's loop (started by the app lifespan)
             loop = sequencer._task.get_loop()
 
