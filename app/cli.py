@@ -4,6 +4,8 @@
     pubtrail keygen --origin O [--out FILE]  create a log signing key, print its verifier key
     pubtrail verify --key VKEY PROOF [--entry FILE | --leaf-hash HEX]
                                              check a receipt (C2SP tlog-proof text) offline
+    pubtrail audit                           rebuild the tree from every stored entry and compare
+                                             every tile and checkpoint (exit 1 on any problem)
     pubtrail publishers add|list|remove ...  manage trusted publishers through the admin API
     pubtrail dev token --repository O/R --workflow F [...]
                                              print a GitHub-shaped token from the development issuer
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--leaf-hash", help="the entry's leaf hash, hex")
     verify.set_defaults(func=_verify)
 
+    audit = commands.add_parser("audit", help="check every stored entry, tile and checkpoint of the log")
+    audit.set_defaults(func=_audit)
+
     _add_publisher_commands(commands)
     _add_dev_commands(commands)
 
@@ -76,9 +81,30 @@ def _serve(args: argparse.Namespace) -> int:
     runtime = build_runtime(settings)
     log.info("log %s, verifier key %s", settings.origin, runtime.log.verifier_key)
     uvicorn.run(
-        create_app(runtime), host=args.host, port=args.port, log_level="info", http=ReasonH11Protocol
+        create_app(runtime, jobs=True), host=args.host, port=args.port, log_level="info", http=ReasonH11Protocol
     )
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """Audit the configured database directly (no start-up check: a damaged
+    log must still be auditable), holding the log's write lock meanwhile."""
+    from app.keys import load_key
+    from app.sequencer import Sequencer
+    from app.services.log_audit import audit_sequencer
+    from app.storage.db import make_engine
+    from app.storage.log_store import LogStore
+
+    settings = Settings.from_env()
+    signer, verifier = load_key(settings.key_file)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        sequencer = Sequencer(LogStore(engine), signer, verifier, settings.origin)
+        report = audit_sequencer(sequencer)
+    finally:
+        engine.dispose()
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 def _keygen(args: argparse.Namespace) -> int:

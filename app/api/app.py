@@ -12,15 +12,23 @@ from app.api.errors import install_error_handlers
 from app.runtime import Runtime
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    """An app serving `runtime`; its lifespan starts and stops the sequencer."""
+def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
+    """An app serving `runtime`; its lifespan starts and stops the sequencer
+    and, with `jobs`, the periodic jobs of app.jobs."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await runtime.start()
+        scheduler = None
+        if jobs:
+            from app.jobs import start_scheduler
+
+            scheduler = start_scheduler(runtime)
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await runtime.stop()
 
     app = FastAPI(

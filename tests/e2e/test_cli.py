@@ -124,3 +124,32 @@ def test_development_walkthrough(base_env, tmp_path):
 def test_dev_token_needs_dev_mode(base_env):
     result = _pubtrail("dev", "token", "--repository", "a/b", "--workflow", "r.yml", env=base_env, check=False)
     assert result.returncode == 2 and "PUBTRAIL_DEV=1" in result.stderr
+
+
+def test_audit_finds_a_tampered_entry(base_env):
+    import asyncio
+    import sqlite3
+
+    from app.config import Settings
+    from app.runtime import build_runtime
+
+    env = {**base_env, "PUBTRAIL_ADMIN_TOKEN": ADMIN}
+    _pubtrail("keygen", "--origin", "cli.test/log", env=env)
+    runtime = build_runtime(Settings.from_env(env))
+
+    async def fill():
+        await runtime.start()
+        try:
+            await asyncio.gather(*(runtime.log.append(b'{"n":%d}' % i, kind="test") for i in range(300)))
+        finally:
+            await runtime.stop()
+
+    asyncio.run(fill())
+    db = runtime.settings.effective_database_url.split("///", 1)[1]
+    runtime.close()
+    clean = _pubtrail("audit", env=env)
+    assert "size 300" in clean.stdout and "no problem found" in clean.stdout
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE log_entry SET data = ? WHERE \"index\" = 17", (b'{"n":1700}',))
+    tampered = _pubtrail("audit", env=env, check=False)
+    assert tampered.returncode == 1 and "problem" in tampered.stdout
