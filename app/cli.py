@@ -1,6 +1,7 @@
 """The `pubtrail` command.
 
-    pubtrail serve [--host H] [--port P]     run the service (settings from PUBTRAIL_* variables)
+    pubtrail serve [--host H] [--port P] [--workers N]
+                                             run the service (settings from PUBTRAIL_* variables)
     pubtrail keygen --origin O [--out FILE]  create a log signing key, print its verifier key
     pubtrail verify --key VKEY PROOF [--entry FILE | --leaf-hash HEX]
                                              check a receipt (C2SP tlog-proof text) offline
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1,
+        help="server processes sharing the port; they append through the database's write lock",
+    )
     serve.set_defaults(func=_serve)
 
     keygen = commands.add_parser("keygen", help="create a log signing key")
@@ -68,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.api.app import create_app
     from app.api.reason_phrase import ReasonH11Protocol
     from app.runtime import build_runtime
 
@@ -78,11 +82,18 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("=" * 72)
         log.warning("DEVELOPMENT MODE (PUBTRAIL_DEV=1): do not expose this server")
         log.warning("=" * 72)
+    # Build once here: creates the schema and the log, checks integrity, and
+    # fails with a clear message before any worker starts.
     runtime = build_runtime(settings)
     log.info("log %s, verifier key %s", settings.origin, runtime.log.verifier_key)
-    uvicorn.run(
-        create_app(runtime, jobs=True), host=args.host, port=args.port, log_level="info", http=ReasonH11Protocol
-    )
+    options = dict(host=args.host, port=args.port, log_level="info", http=ReasonH11Protocol)
+    if args.workers > 1:
+        runtime.close()
+        uvicorn.run("app.api.app:app_from_env", factory=True, workers=args.workers, **options)
+    else:
+        from app.api.app import create_app
+
+        uvicorn.run(create_app(runtime, jobs=True), **options)
     return 0
 
 

@@ -46,3 +46,14 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(legacy_routes.router)
     app.include_router(simple_routes.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for `pubtrail serve --workers N`: each worker process builds
+    its own runtime from the environment (uvicorn imports this by name)."""
+    from app.config import Settings
+    from app.runtime import build_runtime
+
+    settings = Settings.from_env()
+    settings.check_secrets()
+    return create_app(build_runtime(settings), jobs=True)

@@ -10,11 +10,12 @@ from app.runtime import Runtime
 from app.services.log_reader import LogReader
 
 
-def get_runtime(request: Request) -> Runtime:
+# async, so FastAPI calls them inline instead of hopping to a worker thread per request
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_reader(request: Request) -> LogReader:
+async def get_reader(request: Request) -> LogReader:
     return request.app.state.runtime.log.reader
 
 

@@ -97,11 +97,8 @@ class TokenVerifier:
 
         # 1. Parse without trusting anything, only to pick issuer and key.
         try:
-            header = jwt.get_unverified_header(raw_token)
-            unverified = jwt.decode(
-                raw_token,
-                options={"verify_signature": False},
-            )
+            parsed = jwt.decode_complete(raw_token, options={"verify_signature": False})
+            header, unverified = parsed["header"], parsed["payload"]
         except jwt.PyJWTError as exc:
             raise InvalidPayload("the OIDC token is not a well-formed JWT") from exc
         if not isinstance(unverified, dict):

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import jwt
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,6 +42,17 @@ _used_jti = UsedJti.__table__
 _exchange = Exchange.__table__
 _claims = ExchangeClaim.__table__
 _failed = FailedExchange.__table__
+
+# Statements built once and executed with parameters: building one per call
+# (`.values(...)`) costs SQLAlchemy more than SQLite takes to run it.
+_INSERT_EXCHANGE = _exchange.insert()
+_INSERT_CLAIM = _claims.insert()
+_CLAIM_JTI = {
+    name: dialect.insert(_used_jti)
+    .on_conflict_do_nothing(index_elements=[_used_jti.c.issuer, _used_jti.c.jti])
+    .returning(_used_jti.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 @dataclass(frozen=True)
@@ -72,14 +84,13 @@ class TokenExchange:
 
     async def mint(self, body: bytes) -> MintedToken:
         """Run the exchange for a raw request body; raise OIDCError on refusal."""
-        issuer = repository = None
+        raw_token = None
         try:
             raw_token = _token_from_body(body)
-            issuer, repository = _peek(raw_token)
             minted = await self._mint(raw_token)
         except OIDCError as exc:
             self.metrics.exchanges.labels(exc.code).inc()
-            self._record_failure(exc, issuer, repository)
+            self._record_failure(exc, *_peek(raw_token))
             raise
         self.metrics.exchanges.labels("success").inc()
         return minted
@@ -88,8 +99,9 @@ class TokenExchange:
         now = self.clock()
         verified = await self.verifier.verify(raw_token, now)
         candidates = self.publishers.candidates(lookup_keys(verified.provider, verified.claims))
-        chosen = select_publisher([c.publisher() for c in candidates], verified.claims)
-        chosen_id = next(c.id for c in candidates if c.publisher() == chosen)
+        by_identity = {c.id: c.publisher() for c in candidates}
+        chosen = select_publisher(by_identity.values(), verified.claims)
+        chosen_id = next(pid for pid, publisher in by_identity.items() if publisher is chosen)
         projects = sorted({c.project for c in candidates if c.id == chosen_id})
         token = new_token(now, self.token_lifetime)
         claims = identity_claims(verified.provider, verified.claims)
@@ -110,21 +122,22 @@ class TokenExchange:
             if verified.jti is not None and not _claim_jti(conn, verified):
                 raise ReusedToken()
             conn.execute(
-                _exchange.insert().values(
-                    log_index=index,
-                    at=int(now),
-                    issuer=verified.issuer,
-                    provider=verified.provider,
-                    kid=verified.kid,
-                    jti=verified.jti,
-                    publisher_id=chosen_id,
-                    token_id=token.token_id,
-                    token_expires_at=token.expires_at,
-                )
+                _INSERT_EXCHANGE,
+                {
+                    "log_index": index,
+                    "at": int(now),
+                    "issuer": verified.issuer,
+                    "provider": verified.provider,
+                    "kid": verified.kid,
+                    "jti": verified.jti,
+                    "publisher_id": chosen_id,
+                    "token_id": token.token_id,
+                    "token_expires_at": token.expires_at,
+                },
             )
             rows = [{"log_index": index, "name": k, "value": _claim_text(v)} for k, v in claims.items()]
             if rows:
-                conn.execute(_claims.insert(), rows)
+                conn.execute(_INSERT_CLAIM, rows)
             store_token(conn, token, projects, index)
 
         receipt = await self.log.append(entry.encode(), kind=entry.kind, projection=project_rows)
@@ -162,12 +175,9 @@ def _claim_jti(conn: Connection, verified: VerifiedToken) -> bool:
     with the same token exactly one wins. Kept a minute past the token's expiry
     (after which the verifier refuses the token anyway).
     """
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
     result = conn.execute(
-        dialect.insert(_used_jti)
-        .values(issuer=verified.issuer, jti=verified.jti, expires_at=verified.expires_at + 60)
-        .on_conflict_do_nothing(index_elements=[_used_jti.c.issuer, _used_jti.c.jti])
-        .returning(_used_jti.c.id)
+        _CLAIM_JTI[conn.dialect.name],
+        {"issuer": verified.issuer, "jti": verified.jti, "expires_at": verified.expires_at + 60},
     )
     return result.first() is not None
 
@@ -185,10 +195,10 @@ def _token_from_body(body: bytes) -> str:
     return token
 
 
-def _peek(raw_token: str) -> tuple[str | None, str | None]:
+def _peek(raw_token: str | None) -> tuple[str | None, str | None]:
     """Issuer and repository from the unverified payload, for the failure audit only."""
-    import jwt
-
+    if raw_token is None:
+        return None, None
     try:
         claims = jwt.decode(raw_token, options={"verify_signature": False})
     except jwt.PyJWTError:

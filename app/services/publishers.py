@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import rfc8785
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from app.distributions.errors import UploadError
@@ -26,6 +26,10 @@ from app.services.log import Log
 from app.storage.tables import Publisher as PublisherRow
 
 _table = PublisherRow.__table__
+# built once: compiling and cache-keying a statement per exchange costs more than running it
+_CANDIDATES = select(_table).where(
+    _table.c.lookup_key.in_(bindparam("keys", expanding=True)), _table.c.removed_at.is_(None)
+)
 
 
 @dataclass(frozen=True)
@@ -167,9 +171,7 @@ class Publishers:
     def candidates(self, lookup_keys: list[str]) -> list[RegisteredPublisher]:
         """Active publishers stored under any of `lookup_keys` (one indexed query)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(_table).where(_table.c.lookup_key.in_(lookup_keys), _table.c.removed_at.is_(None))
-            ).all()
+            rows = conn.execute(_CANDIDATES, {"keys": lookup_keys}).all()
         return [_registered(row) for row in rows]
 
 

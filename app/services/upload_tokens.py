@@ -22,6 +22,7 @@ from app.storage.tables import UploadToken
 
 PREFIX = "pubtrail-v1"
 _table = UploadToken.__table__
+_INSERT = _table.insert()  # built once, executed with parameters
 
 
 class TokenRejected(Exception):
@@ -62,13 +63,14 @@ def new_token(now: float, lifetime: int) -> NewToken:
 def store_token(conn: Connection, token: NewToken, projects: list[str], exchange_log_index: int) -> None:
     """Insert the token row (inside the exchange entry's transaction)."""
     conn.execute(
-        _table.insert().values(
-            id=token.token_id,
-            secret_hash=token.secret_hash,
-            exchange_log_index=exchange_log_index,
-            projects=json.dumps(sorted(projects)),
-            expires_at=token.expires_at,
-        )
+        _INSERT,
+        {
+            "id": token.token_id,
+            "secret_hash": token.secret_hash,
+            "exchange_log_index": exchange_log_index,
+            "projects": json.dumps(sorted(projects)),
+            "expires_at": token.expires_at,
+        },
     )
 
 
