@@ -58,6 +58,7 @@ class Runtime:
 
     def close(self) -> None:
         self.uploads.close()
+        self.log.sequencer.store.close()
         self.engine.dispose()
 
 

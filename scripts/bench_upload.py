@@ -44,6 +44,7 @@ from app.config import Settings  # noqa: E402
 from app.oidc.dev_issuer import github_claims  # noqa: E402
 from app.runtime import dev_issuer_for  # noqa: E402
 from bench_exchange import ADMIN, free_port, start_server  # noqa: E402
+from loadgen import raw_request, run_load  # noqa: E402
 from tests.distributions.builders import encode, twine_fields  # noqa: E402
 
 PROJECT = "bench-project"
@@ -96,26 +97,17 @@ def setup(url: str, data_dir: Path) -> str:
     return response.json()["token"]
 
 
-async def run(url: str, token: str, bodies: list[tuple[bytes, str]], clients: int) -> tuple[float, list[float], dict]:
-    queue: asyncio.Queue = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
+def upload_requests(url: str, token: str, bodies: list[tuple[bytes, str]]) -> list[bytes]:
     auth = basic(token)
+    return [
+        raw_request(httpx.Request("POST", url + "/legacy/", content=body, headers={"Content-Type": ctype, **auth}))
+        for body, ctype in bodies
+    ]
 
-    async def worker() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-            while not queue.empty():
-                body, content_type = queue.get_nowait()
-                started = time.perf_counter()
-                response = await client.post("/legacy/", content=body, headers={"Content-Type": content_type, **auth})
-                latencies.append(time.perf_counter() - started)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    return time.perf_counter() - started, latencies, statuses
+async def run(url: str, token: str, bodies: list[tuple[bytes, str]], clients: int) -> tuple[float, list[float], dict]:
+    result = await run_load(url, upload_requests(url, token, bodies), clients)
+    return result.elapsed, result.latencies, result.statuses
 
 
 def metric_values(text: str) -> dict[str, float]:
@@ -138,10 +130,10 @@ def proc_status(pid: int) -> dict[str, int]:
     return values
 
 
-def bench_many(tmp: Path, clients: int, uploads: int, size: int) -> None:
+def bench_many(tmp: Path, clients: int, uploads: int, size: int, workers: int) -> None:
     data_dir = tmp / "many"
     port = free_port()
-    server = start_server(data_dir, port)
+    server = start_server(data_dir, port, workers)
     url = f"http://127.0.0.1:{port}"
     try:
         token = setup(url, data_dir)
@@ -157,6 +149,7 @@ def bench_many(tmp: Path, clients: int, uploads: int, size: int) -> None:
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     body_kib = statistics.mean(len(b) for b, _ in bodies) / 1024
+    print(f"server processes: {workers}")
     print(f"small uploads: {uploads} distinct wheels (~{body_kib:.0f} KiB request bodies), {clients} concurrent clients, "
           f"answers {statuses}")
     print(f"  throughput: {uploads / elapsed:,.0f} uploads/s (each checked, fsynced and logged before its answer)")
@@ -205,12 +198,13 @@ def main() -> None:
     parser.add_argument("--size-kib", type=int, default=20, help="payload per small wheel")
     parser.add_argument("--large-mib", type=int, default=50)
     parser.add_argument("--large-repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="server processes for the small-upload run")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, server: 1 process, "
           "SQLite (WAL, synchronous=FULL), blobs fsynced")
     with tempfile.TemporaryDirectory() as tmp:
         if args.uploads:
-            bench_many(Path(tmp), args.clients, args.uploads, args.size_kib * 1024)
+            bench_many(Path(tmp), args.clients, args.uploads, args.size_kib * 1024, args.workers)
         if args.large_mib:
             bench_large(Path(tmp), args.large_mib, args.large_repeats)
 

@@ -342,15 +342,20 @@ async def parse_upload_form(
     try:
         parser = MultipartParser(boundary, sink.callbacks())
         pending = bytearray()
+        threaded = False  # small bodies are parsed inline: a thread hop costs more than the work
         async for chunk in chunks:
             if not chunk:
                 continue
             pending += chunk
             if len(pending) >= _BATCH_BYTES:
                 batch, pending = pending, bytearray()
+                threaded = True
                 await asyncio.to_thread(_feed, parser, sink, batch)
         if pending:
-            await asyncio.to_thread(_feed, parser, sink, pending)
+            if threaded:
+                await asyncio.to_thread(_feed, parser, sink, pending)
+            else:
+                _feed(parser, sink, pending)
         if not sink.finished:
             raise _malformed("the body ended before the closing boundary.")
         return UploadForm(fields=sink.fields, file=sink.staged())

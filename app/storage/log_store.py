@@ -9,10 +9,14 @@ for a narrower partial tile is answered with the matching prefix.
 
 from __future__ import annotations
 
+import fcntl
+import os
+
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import Engine, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -114,12 +118,42 @@ class LogStore:
         self._latest: StoredCheckpoint | None = None
         self._latest_at = 0.0
         self._latest_lock = threading.Lock()
+        database = engine.url.database if self._sqlite else None
+        self._lock_path = f"{database}-writer.lock" if database and database != ":memory:" else None
+        self._lock_fd: int | None = None
 
     # --- writing (inside the sequencer's transaction) --------------------------
 
-    def write_connection(self):
-        """A connection whose transactions take the database's write lock at BEGIN."""
-        return self.engine.connect().execution_options(**WRITE)
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A connection whose transactions take the database's write lock at BEGIN.
+
+        On SQLite, the connection is also held under an exclusive `flock` on a
+        file beside the database. Writers in other processes then queue in the
+        kernel and wake the moment it is released, instead of polling SQLite's
+        busy handler (which sleeps up to 100 ms between tries).
+        """
+        with self._writer_flock(), self.engine.connect().execution_options(**WRITE) as conn:
+            yield conn
+
+    def close(self) -> None:
+        """Release the writer lock file's descriptor (the engine is the caller's to dispose)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @contextmanager
+    def _writer_flock(self) -> Iterator[None]:
+        if self._lock_path is None:
+            yield
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def lock_state(self, conn: Connection) -> StoredState | None:
         """Read the log state row, locking it until the transaction ends."""

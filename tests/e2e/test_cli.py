@@ -153,3 +153,54 @@ def test_audit_finds_a_tampered_entry(base_env):
         conn.execute("UPDATE log_entry SET data = ? WHERE \"index\" = 17", (b'{"n":1700}',))
     tampered = _pubtrail("audit", env=env, check=False)
     assert tampered.returncode == 1 and "problem" in tampered.stdout
+
+
+def test_serve_with_two_worker_processes_keeps_one_log(base_env):
+    """Two server processes on one SQLite file: every exchange lands once, the log audits clean."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _pubtrail("keygen", "--origin", "cli.test/log", env=base_env)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**base_env, "PUBTRAIL_DEV": "1", "PUBTRAIL_ADMIN_TOKEN": ADMIN, "PUBTRAIL_URL": url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        _pubtrail(
+            "publishers", "add", "demo-project", "--provider", "github", "--repository", "me/demo",
+            "--repository-owner-id", "1", "--workflow", "release.yml", env=env,
+        )
+        tokens = [
+            _pubtrail("dev", "token", "--repository", "me/demo", "--workflow", "release.yml", env=env).stdout.strip()
+            for _ in range(3)
+        ]
+        from app.config import Settings
+        from app.oidc.dev_issuer import github_claims
+        from app.runtime import dev_issuer_for
+
+        issuer = dev_issuer_for(Settings(data_dir=Path(env["PUBTRAIL_DATA_DIR"]), dev=True))
+        tokens += [issuer.mint(github_claims("me/demo", "1", "release.yml"), "pubtrail", time.time()) for _ in range(37)]
+
+        def mint(token):
+            with httpx.Client(timeout=30) as client:  # a fresh connection each: spread over both workers
+                return client.post(f"{url}/_/oidc/mint-token", json={"token": token}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(mint, tokens)) == [200] * 40
+        assert httpx.get(f"{url}/api/v1/log").json()["size"] == 41
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    audit = _pubtrail("audit", env=env)
+    assert "size 41" in audit.stdout and "no problem found" in audit.stdout
