@@ -200,8 +200,8 @@ def main() -> None:
     parser.add_argument("--large-repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="server processes for the small-upload run")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, server: 1 process, "
-          "SQLite (WAL, synchronous=FULL), blobs fsynced")
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          "SQLite (WAL, synchronous=FULL), blobs fsynced; the large upload runs on 1 server process")
     with tempfile.TemporaryDirectory() as tmp:
         if args.uploads:
             bench_many(Path(tmp), args.clients, args.uploads, args.size_kib * 1024, args.workers)
