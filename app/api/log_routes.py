@@ -56,7 +56,12 @@ def log_info(reader: ReaderDep) -> dict:
     }
 
 
-@router.get("/api/v1/log/entries/{index}", summary="One entry with its inclusion proof at the latest size")
+@router.get(
+    "/api/v1/log/entries/{index}",
+    summary="One entry with its inclusion proof at the latest size",
+    description="`tlog_proof` is the same proof and checkpoint as C2SP tlog-proof text, "
+    "ready for `pubtrail verify --key <verifier key> <file> --entry <entry bytes>`.",
+)
 def log_entry(index: int, reader: ReaderDep) -> dict:
     stored, proof, latest = reader.entry(index)
     try:
@@ -71,6 +76,9 @@ def log_entry(index: int, reader: ReaderDep) -> dict:
         "entry_bytes": base64.b64encode(stored.data).decode(),
         "inclusion_proof": proof.to_json(),
         "checkpoint": latest.note,
+        "tlog_proof": tlog.TlogProof(
+            index=stored.index, hashes=proof.hashes, checkpoint=latest.note, extra=None
+        ).to_text(),
     }
 
 

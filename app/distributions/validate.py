@@ -68,7 +68,8 @@ COMPRESSION_RATIO_THRESHOLD = 50
 #: Our own cap on archive members (PyPI has none); far above real packages.
 MAX_ARCHIVE_MEMBERS = 100_000
 
-_PROJECT_NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# re.ASCII: without it IGNORECASE lets "ſ" (long s) match "S", so "ſix" would pass as a new project
+_PROJECT_NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE | re.ASCII)
 _DIST_FILE_RE = re.compile(r".+?(?P<extension>\.(tar\.gz|zip|whl))$", re.IGNORECASE)
 _HEX64_RE = re.compile(r"^[A-F0-9]{64}$", re.IGNORECASE)
 _NAME_RULE = "Start and end with a letter or numeral containing only ASCII numeric and '.', '_' and '-'."

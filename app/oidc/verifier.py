@@ -92,7 +92,7 @@ class TokenVerifier:
         """verify checks ``raw_token`` at unix time ``now`` and returns its claims."""
         if not isinstance(raw_token, str) or not raw_token:
             raise InvalidPayload("no OIDC token was supplied")
-        if len(raw_token) > MAX_TOKEN_LENGTH or raw_token.count(".") != 2:
+        if len(raw_token) > MAX_TOKEN_LENGTH or raw_token.count(".") != 2 or not raw_token.isascii():
             raise InvalidPayload("the OIDC token is not a well-formed JWT")
 
         # 1. Parse without trusting anything, only to pick issuer and key.

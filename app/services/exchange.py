@@ -185,13 +185,15 @@ def _claim_jti(conn: Connection, verified: VerifiedToken) -> bool:
 def _token_from_body(body: bytes) -> str:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidPayload("the request body is not valid JSON") from exc
     if not isinstance(payload, dict) or "token" not in payload:
         raise InvalidPayload("the request body must be a JSON object with a 'token' field")
     token = payload["token"]
     if not isinstance(token, str) or not token:
         raise InvalidPayload("'token' must be a non-empty string")
+    if not token.isascii():
+        raise InvalidPayload("the OIDC token is not a well-formed JWT")
     return token
 
 
@@ -201,7 +203,7 @@ def _peek(raw_token: str | None) -> tuple[str | None, str | None]:
         return None, None
     try:
         claims = jwt.decode(raw_token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError):
         return None, None
     issuer = claims.get("iss") if isinstance(claims.get("iss"), str) else None
     repository = claims.get("repository") or claims.get("project_path")

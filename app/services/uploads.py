@@ -215,7 +215,7 @@ class Uploads:
             raise _invalid_auth("use HTTP Basic authentication", self.help_url)
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError):  # binascii.Error, or non-ASCII text
             raise _invalid_auth("the Basic credentials are not valid base64 of user:password", self.help_url) from None
         username, colon, password = decoded.partition(":")
         if not colon:

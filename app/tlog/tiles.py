@@ -108,6 +108,10 @@ _PATH_RE = re.compile(
 )
 
 
+#: Longest index text a tile path can need: 2**63 has 19 digits, 7 groups of "xNNN/".
+_MAX_INDEX_TEXT = 7 * 5
+
+
 def parse_tile_path(path: str) -> Tile:
     """Parse a canonical tile or entry-bundle path into a :class:`Tile`.
 
@@ -121,6 +125,8 @@ def parse_tile_path(path: str) -> Tile:
     match = _PATH_RE.fullmatch(path)
     if match is None:
         raise TilePathError(f"not a tile path: {path!r}")
+    if len(match["index"]) > _MAX_INDEX_TEXT:
+        raise TilePathError(f"tile index out of range: {path[:80]!r}...")
     level_text = match["level"]
     level = ENTRIES_LEVEL if level_text == "entries" else int(level_text)
     index = int(match["index"].replace("x", "").replace("/", ""))

@@ -171,7 +171,7 @@ class TiledTree:
                 raise ProofError(f"node ({height}, {index}) is not in a tree of size {size}")
             inner = height & 7
             key = (height >> 3, (index << inner) >> TILE_HEIGHT)
-            width = (size >> (height & ~7)) - key[1] * TILE_WIDTH
+            width = min((size >> (height & ~7)) - key[1] * TILE_WIDTH, TILE_WIDTH)
             cached = cache.get(key)
             if cached is not None and cached[0] >= width:
                 cache.move_to_end(key)

@@ -306,3 +306,12 @@ def test_tar_bomb_stops_early(tmp_path: Path) -> None:
         tf.addfile(info, io.BytesIO(b"\0" * info.size))
     assert p.stat().st_size < 1024 * 1024
     assert bad_archive(p, name) == "Invalid distribution file. File exceeds compression ratio of 50"
+
+
+@pytest.mark.parametrize("name", ["\u017fix", "\u212aeras", "p\u0131p"])
+def test_non_ascii_lookalike_project_names_are_refused(name):
+    """Long s, Kelvin sign and dotless i case-fold to ASCII letters; they must not pass as names."""
+    from app.distributions.validate import validate_project_name
+
+    with pytest.raises(UploadError):
+        validate_project_name(name)

@@ -264,3 +264,17 @@ def test_concurrent_replays_of_one_token_mint_once(service):
     assert sorted(r.status_code for r in responses) == [200] + [422] * 9
     assert {r.json()["errors"][0]["code"] for r in responses if r.status_code == 422} == {"invalid-reuse-token"}
     assert service.log_size() == size + 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 50_000,  # nesting deeper than the JSON parser's recursion limit
+        '{"token": "a\\ud800.b.c"}'.encode(),  # a lone surrogate
+        '{"token": "\u00e9y.x.z"}'.encode(),  # not ASCII
+    ],
+)
+def test_hostile_mint_bodies_are_invalid_payload_not_500(service, body):
+    response = service.client.post("/_/oidc/mint-token", content=body, headers={"Content-Type": "application/json"})
+    code, _ = _error(response)
+    assert code == "invalid-payload"

@@ -255,6 +255,7 @@ def test_refused_without_valid_credentials(service, publisher_token, tmp_path):
         ({}, "Invalid or non-existent authentication information. See https://pypi.org/help/#invalid-auth"),
         ({"Authorization": "Bearer " + publisher_token}, "use HTTP Basic authentication"),
         ({"Authorization": "Basic !!!not-base64"}, "not valid base64"),
+        ({"Authorization": "Basic \u00e9t\u00e9".encode("latin-1")}, "not valid base64"),
         (_basic(publisher_token, username="alice"), "only upload tokens are accepted, with the username '__token__'"),
         (_basic("pypi-AgEIcHlwaS5vcmc"), "Invalid API Token: the token is not a pubtrail upload token"),
         (_basic(publisher_token[:-4] + "AAAA"), "Invalid API Token: the token is not recognised"),

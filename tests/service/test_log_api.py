@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,7 +281,7 @@ def test_entry_with_proof(served, which):
     assert data == served.payloads[index]
     assert body["index"] == index and body["kind"] == "test"
     assert bytes.fromhex(body["leaf_hash"]) == hashlib.sha256(b"\x00" + data).digest()
-    assert body["entry"] == __import__("json").loads(data)
+    assert body["entry"] == json.loads(data)
     checkpoint = tlog.open_checkpoint(body["checkpoint"], [served.verifier], origin=ORIGIN)
     proof = body["inclusion_proof"]
     assert proof["tree_size"] == checkpoint.size and bytes.fromhex(proof["root_hash"]) == checkpoint.root_hash
@@ -291,6 +292,9 @@ def test_entry_with_proof(served, which):
         [bytes.fromhex(h) for h in proof["hashes"]],
         checkpoint.root_hash,
     )
+    as_text = tlog.TlogProof.parse(body["tlog_proof"])
+    assert as_text.index == index and as_text.checkpoint == body["checkpoint"]
+    assert [h.hex() for h in as_text.hashes] == proof["hashes"]
 
 
 @pytest.mark.parametrize("index, tree_size", [(0, None), (7, 8), (300, 66000), (65536, 65537), (-1, None)])
@@ -366,6 +370,8 @@ def test_bad_parameters_are_client_errors(served):
         (f"/api/v1/log/proof/consistency?first={size + 1}", 400),
         (f"/api/v1/log/proof/consistency?first={huge}", 400),
         (f"/api/v1/log/proof/consistency?first=1&second={huge}", 400),
+        ("/tile/0/" + "x123/" * 1500 + "000", 404),  # an index past Python's int() digit limit
+        ("/tile/entries/" + "x999/" * 7 + "999", 404),
     ]
     for path, status in cases:
         _json_error(served.client.get(path), status)
