@@ -76,6 +76,7 @@ class UploadEntry(Entry):
     size: int
     sha256: str
     blake2b_256: str
+    requires_python: str | None
     token_id: str
     exchange_index: int
     publisher: dict[str, Any]

@@ -19,6 +19,7 @@ def _upload() -> UploadEntry:
         size=20480,
         sha256="ab" * 32,
         blake2b_256="cd" * 32,
+        requires_python=">=3.9",
         token_id="0123456789abcdef",
         exchange_index=7,
         publisher={"issuer": "https://token.actions.githubusercontent.com", "repository": "o/r", "environment": None},

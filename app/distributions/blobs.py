@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from app.distributions.form import StagedFile
 
@@ -102,18 +101,37 @@ class BlobStore:
         target = self.path_for(staged.sha256)
         if target.is_file():
             staged.discard()
+            os.utime(target)  # fresh again: collect_orphans leaves it alone while its entry is appended
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A new fan-out directory must itself be durable in its parent.
-        _fsync_dir(target.parent.parent)
-        _fsync_dir(self._objects)
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # A new fan-out directory must itself be durable in its parent.
+            _fsync_dir(target.parent.parent)
+            _fsync_dir(self._objects)
         fsync_and_rename(staged.path, target)
         return target
 
-    def sweep_spool(self, older_than_seconds: float = 24 * 3600) -> int:
-        """Delete spool files older than the given age (leftovers of crashed
-        or killed requests). Returns how many were removed."""
-        cutoff = time.time() - older_than_seconds
+    def stored(self) -> Iterator[tuple[str, float]]:
+        """Every stored blob as (sha256, modification time)."""
+        for path in self._objects.glob("??/??/*"):
+            if len(path.name) == 64 and path.is_file():
+                try:
+                    yield path.name, path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+
+    def remove(self, sha256: str) -> bool:
+        """Delete a stored blob; False if it was not there."""
+        try:
+            self.path_for(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def sweep_spool(self, older_than_seconds: float, now: float) -> int:
+        """Delete spool files older than the given age at Unix time `now`
+        (leftovers of crashed or killed requests). Returns how many were removed."""
+        cutoff = now - older_than_seconds
         removed = 0
         for entry in self.spool_dir.iterdir():
             try:

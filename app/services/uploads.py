@@ -19,11 +19,14 @@ when its filename *or* its content is already stored. Same filename and same
 content: 200, nothing changes. Anything else: 400 "File already exists".
 The check runs before the archive is opened, and again inside the
 projection, where writers are serialised by the log's write lock, so a race
-between two uploads resolves the same way; the loser's blob may stay
-(content-addressed, harmless) but it gets no entry.
+between two uploads resolves the same way; the loser gets no entry.
 
-A refused upload leaves nothing behind: no entry, no row, no blob, no spool
-file. Every :class:`~app.distributions.errors.UploadError` carries the
+An upload refused by any check leaves nothing behind: no entry, no row, no
+blob, no spool file. The file is stored before its entry is appended (an
+entry must never name a file that is not there), so one refused at the
+append itself (a lost race, a token revoked while the body streamed in)
+leaves an unreferenced file, which `collect_orphan_blobs` (an hourly job)
+deletes. Every :class:`~app.distributions.errors.UploadError` carries the
 status and the one-line reason the route puts on the status line.
 """
 
@@ -59,13 +62,14 @@ from app.distributions.validate import (
     validate_filename,
     validate_metadata_fields,
 )
-from app.entries import ExchangeEntry, UploadEntry, decode, rfc3339
+from app.entries import ExchangeEntry, UploadEntry, decode, parse_rfc3339, rfc3339
 from app.metrics import Metrics
 from app.oidc.publishers import identity_summary
 from app.sequencer import Receipt
 from app.services.log import Log
 from app.services.upload_tokens import TokenGrant, TokenRejected, UploadTokens
-from app.storage.tables import LogEntry, Project, ReleaseFile
+from app.storage.tables import LogEntry, Project, ReleaseFile, UploadToken
+from app.tlog import MAX_ENTRY_SIZE
 
 __all__ = ["Accepted", "AlreadyStored", "TOKEN_USERNAME", "Uploads"]
 
@@ -104,6 +108,9 @@ _INSERT_RELEASE_UNLESS_COLLIDING = _release.insert().from_select(
         )
     ),
 ).returning(_release.c.log_index)  # a row back means inserted (rowcount is -1 for INSERT ... SELECT on psycopg)
+_token = UploadToken.__table__
+_TOKEN_LIVE = select(_token.c.revoked_at, _token.c.expires_at).where(_token.c.id == bindparam("id"))
+_REFERENCED = select(_release.c.filename).where(_release.c.sha256 == bindparam("sha256")).limit(1)
 _EXCHANGE_DATA = select(_log_entry.c.data).where(_log_entry.c.index == bindparam("index"))
 
 
@@ -264,21 +271,18 @@ class Uploads:
             form.discard()  # no-op once the file was committed (renamed away)
         if isinstance(checked, AlreadyStored):
             return checked
-        entry, leaf, requires_python = checked
+        entry, leaf = checked
         try:
-            receipt = await self.log.append(leaf, kind=entry.kind, projection=self._projection(entry, requires_python))
+            receipt = await self.log.append(leaf, kind=entry.kind, projection=self._projection(entry))
         except _SameFile as exc:
             return AlreadyStored(exc.stored.filename, exc.stored.sha256, exc.stored.log_index)
         self._known_projects.add(entry.project)  # committed now
         return Accepted(entry, receipt)
 
-    def _check_and_store(
-        self, grant: TokenGrant, form: UploadForm
-    ) -> tuple[UploadEntry, bytes, str | None] | AlreadyStored:
+    def _check_and_store(self, grant: TokenGrant, form: UploadForm) -> tuple[UploadEntry, bytes] | AlreadyStored:
         """PyPI's checks in PyPI's order, then the blob commit (worker thread).
 
-        Returns the entry, its canonical bytes (encoded here, off the event loop)
-        and the Requires-Python the index shows, or :class:`AlreadyStored`.
+        Returns the entry and its canonical bytes, or :class:`AlreadyStored`.
         """
         fields = form.fields
         check_action(fields)
@@ -302,8 +306,14 @@ class Uploads:
         check_archive(staged.path, staged.filename)
         entry = self._entry(grant, meta, staged)  # before the commit: a failure here stores nothing
         leaf = entry.encode()
+        if len(leaf) > MAX_ENTRY_SIZE:
+            raise UploadError(
+                400,
+                f"Invalid distribution metadata: the upload's log entry would be {len(leaf)} bytes, "
+                f"more than the {MAX_ENTRY_SIZE} a log entry may hold (shorten the version or filename).",
+            )
         self.blobs.commit(staged)
-        return entry, leaf, meta.requires_python
+        return entry, leaf
 
     def _duplicate(self, stored: _Stored, filename: str, sha256: str, blake2b_256: str) -> AlreadyStored:
         """PyPI's rule: same name and same content is a no-op; anything else is refused."""
@@ -321,13 +331,13 @@ class Uploads:
             size=staged.size,
             sha256=staged.sha256,
             blake2b_256=staged.blake2b_256,
+            requires_python=meta.requires_python,
             token_id=grant.token_id,
             exchange_index=grant.exchange_log_index,
             publisher=self.publisher_identity(grant.exchange_log_index),
         )
 
-    def _projection(self, entry: UploadEntry, requires_python: str | None):
-        now = int(self.clock())
+    def _projection(self, entry: UploadEntry):
         row = {
             "filename": entry.filename,
             "project": entry.project,
@@ -336,8 +346,8 @@ class Uploads:
             "size": entry.size,
             "sha256": entry.sha256,
             "blake2b_256": entry.blake2b_256,
-            "requires_python": requires_python,
-            "uploaded_at": now,
+            "requires_python": entry.requires_python,
+            "uploaded_at": parse_rfc3339(entry.time),
             "token_id": entry.token_id,
             "exchange_log_index": entry.exchange_index,
         }
@@ -345,7 +355,15 @@ class Uploads:
 
         def write_rows(conn: Connection, index: int) -> None:
             # Runs under the log's write lock: no other upload's rows can appear between
-            # the collision check and the insert.
+            # the collision check and the insert, and a revocation that landed while the
+            # body streamed in is seen here.
+            live = conn.execute(_TOKEN_LIVE, {"id": entry.token_id}).first()
+            if live is None or live.revoked_at is not None or parse_rfc3339(entry.time) >= live.expires_at:
+                raise UploadError(
+                    403,
+                    "Invalid API Token: the token was revoked or expired during the upload. "
+                    f"See {self.help_url}#invalid-auth for more information.",
+                )
             if conn.execute(_INSERT_RELEASE_UNLESS_COLLIDING, {**row, "log_index": index}).first() is None:
                 stored = _colliding_file(conn, entry.filename, entry.sha256)
                 if stored is None:
@@ -353,7 +371,10 @@ class Uploads:
                 self._duplicate(stored, entry.filename, entry.sha256, entry.blake2b_256)  # raises unless identical
                 raise _SameFile(stored)
             if new_project:
-                conn.execute(self._insert_project, {"name": entry.project, "created_at": now, "created_log_index": index})
+                conn.execute(
+                    self._insert_project,
+                    {"name": entry.project, "created_at": row["uploaded_at"], "created_log_index": index},
+                )
 
         return write_rows
 
@@ -402,6 +423,23 @@ class Uploads:
                 select(_release.c.log_index).where(_release.c.filename == filename, _release.c.sha256 == sha256)
             ).first()
         return path if row is not None and path.is_file() else None
+
+    def collect_orphan_blobs(self, older_than: float) -> int:
+        """Delete stored files older than `older_than` seconds that no release row names.
+
+        An upload refused after its file was committed (a lost race, a token revoked
+        mid-upload, the log refusing its batch) leaves such a file. A file is
+        committed before its entry is appended, and re-committing touches it, so
+        anything younger than `older_than` may still be about to be referenced.
+        """
+        cutoff = self.clock() - older_than
+        candidates = [sha256 for sha256, mtime in self.blobs.stored() if mtime < cutoff]
+        removed = 0
+        with self.engine.connect() as conn:
+            for sha256 in candidates:
+                if conn.execute(_REFERENCED, {"sha256": sha256}).first() is None and self.blobs.remove(sha256):
+                    removed += 1
+        return removed
 
     # --- the identity behind a token ---------------------------------------------
 

@@ -1,9 +1,8 @@
-"""Periodic jobs are plain functions of the runtime."""
+"""Periodic jobs are plain functions of the runtime (time from the runtime's clock)."""
 
 from __future__ import annotations
 
 import os
-import time
 
 from app.jobs import prune_used_jtis, sweep_upload_spool
 
@@ -21,6 +20,8 @@ def test_sweep_upload_spool_removes_old_leftovers(service):
     old, fresh = spool / "old.part", spool / "fresh.part"
     old.write_bytes(b"x")
     fresh.write_bytes(b"y")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    now = service.clock()
+    os.utime(old, (now - 7200, now - 7200))
+    os.utime(fresh, (now - 60, now - 60))
     assert sweep_upload_spool(service.runtime, older_than=3600) == 1
     assert not old.exists() and fresh.exists()

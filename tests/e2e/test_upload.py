@@ -488,3 +488,52 @@ def test_simple_index_negotiation_redirects_and_files(service, publisher_token, 
     assert client.get(f"/files/{'0' * 64}/{WHEEL}").status_code == 404
     assert client.get(f"/files/not-a-hash/{WHEEL}").status_code == 404
     assert client.get(f"/files/{sha256.upper()}/{WHEEL}").status_code == 404
+
+
+# --- refusals after the checks ------------------------------------------------------
+
+
+def test_absurdly_long_version_is_refused_before_anything_is_stored(service, publisher_token, tmp_path):
+    """A valid PEP 440 version of 40,000 characters: the filename carrying it is refused in
+    the multipart headers (the entry-size check behind it is a second line of defence)."""
+    version = "1" + ".0" * 20_000
+    wheel = build_wheel(tmp_path, version=version, filename="long.whl")
+    before = _snapshot(service)
+    response = _post(service, wheel, token=publisher_token, version=version,
+                     filename=f"{PROJECT}-{version}-py3-none-any.whl")
+    _refused(service, response, 400, "Maximum header size exceeded", before)
+
+
+def test_token_revoked_while_the_body_streams_in_is_refused(service, publisher_token, tmp_path):
+    """Authorised at the headers, revoked before the entry is appended: 403, no entry; the
+    file stored meanwhile is unreferenced and the orphan collector removes it later."""
+    import time
+
+    from app.jobs import collect_orphan_blobs
+
+    wheel = build_wheel(tmp_path)
+    body, content_type = encode(twine_fields(wheel.name, wheel.read_bytes(), name=PROJECT, version="1.0.0"))
+    grant = service.runtime.tokens.authenticate(publisher_token, service.clock())
+    before = _snapshot(service)
+
+    def slow_body():
+        yield body[:100]
+        time.sleep(0.5)  # the server has checked the headers by now
+        service.runtime.tokens.revoke(grant.token_id, service.clock())
+        yield body[100:]
+
+    response = service.client.post(
+        "/legacy/", content=slow_body(), headers={"Content-Type": content_type, **_basic(publisher_token)}
+    )
+    assert response.status_code == 403, response.text
+    assert "revoked or expired during the upload" in response.reason_phrase
+    after = _snapshot(service)
+    assert after["log"] == before["log"] and after["releases"] == before["releases"]
+    assert after["spool"] == []
+    assert len(after["blobs"]) == len(before["blobs"]) + 1  # stored before the append was refused
+    assert collect_orphan_blobs(service.runtime, older_than=3600) == 0  # too young to judge
+    service.clock.value += 2 * 3600
+    os.utime(service.runtime.blobs.path_for(hashlib.sha256(wheel.read_bytes()).hexdigest()),
+             (service.clock.value - 7200, service.clock.value - 7200))
+    assert collect_orphan_blobs(service.runtime, older_than=3600) == 1
+    assert _snapshot(service)["blobs"] == before["blobs"]
