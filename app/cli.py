@@ -132,12 +132,8 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         verifier = note.Verifier(args.key)
         proof = tlog.TlogProof.parse(text)
-        body, _ = note.open(proof.checkpoint, [verifier])
-        checkpoint = tlog.Checkpoint.parse(body)
-        if checkpoint.origin != verifier.name:
-            raise tlog.TlogError(f"checkpoint origin {checkpoint.origin!r} is not the key's log {verifier.name!r}")
         leaf = tlog.leaf_hash(args.entry.read_bytes()) if args.entry else bytes.fromhex(args.leaf_hash)
-        tlog.verify_inclusion(leaf, proof.index, checkpoint.size, proof.hashes, checkpoint.root_hash)
+        checkpoint = proof.verify(leaf, [verifier], origin=verifier.name)
     except (tlog.TlogError, ValueError, OSError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

@@ -80,6 +80,7 @@ class Settings:
                 _float(env, "PUBTRAIL_UPLOAD_TOKEN_LIFETIME", cls.upload_token_lifetime)
             ),
             max_upload_size=int(_float(env, "PUBTRAIL_MAX_UPLOAD_SIZE", cls.max_upload_size)),
+            jwks_refresh_cooldown=_float(env, "PUBTRAIL_JWKS_REFRESH_COOLDOWN", cls.jwks_refresh_cooldown),
         )
 
     @property

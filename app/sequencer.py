@@ -34,8 +34,9 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from sqlalchemy.engine import Connection
@@ -106,16 +107,6 @@ class _Pending:
     error: BaseException | None = None
 
 
-@dataclass
-class BatchStats:
-    """Counters the metrics endpoint reads."""
-
-    batches: int = 0
-    entries: int = 0
-    last_batch_size: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
-
-
 class Sequencer:
     """Batches concurrent appends into one transaction and one checkpoint.
 
@@ -149,6 +140,7 @@ class Sequencer:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
         self._write_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -247,6 +239,9 @@ class Sequencer:
     async def start(self) -> None:
         if self._task is None:
             self._queue = asyncio.Queue()
+            # A thread of its own: batches never wait behind other work in the loop's
+            # default executor (e.g. parsing large uploads).
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pubtrail-sequencer")
             self._task = asyncio.create_task(self._run(), name="pubtrail-sequencer")
 
     async def stop(self) -> None:
@@ -259,6 +254,7 @@ class Sequencer:
         except asyncio.CancelledError:
             pass
         self._task = None
+        self._executor.shutdown(wait=True)
         queue, self._queue = self._queue, None  # later appends fail at once instead of waiting forever
         while queue is not None and not queue.empty():
             pending = queue.get_nowait()
@@ -271,14 +267,15 @@ class Sequencer:
         """Append one entry; return its receipt once durable and included."""
         if self._queue is None:
             raise RuntimeError("sequencer is not started")
-        if len(data) > 0xFFFF:
-            raise ValueError(f"a log entry is at most 65535 bytes, this one is {len(data)}")
+        _check_entry_size(data)
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(kind, data, projection, int(self.clock()), future))  # unbounded
         return await future
 
     def append_batch_sync(self, items: Sequence[tuple[str, bytes]]) -> list[Receipt]:
         """Append entries in one batch from synchronous code (CLI, rebuild tools, tests)."""
+        for _, data in items:
+            _check_entry_size(data)
         loop_less = [_Pending(kind, data, None, int(self.clock()), _SyncFuture()) for kind, data in items]
         self._commit_batch(loop_less)
         return [p.future.result() for p in loop_less]
@@ -313,10 +310,11 @@ class Sequencer:
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue
+        loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect(queue)
             started = time.perf_counter()
-            work = asyncio.ensure_future(asyncio.to_thread(self._commit_and_prove, batch))
+            work = asyncio.ensure_future(loop.run_in_executor(self._executor, self._commit_and_prove, batch))
             try:
                 # shielded: stop() cancels this task, but a batch in flight always
                 # finishes (its commit may already be durable) before the task ends
@@ -539,6 +537,11 @@ class BatchProofs:
                 columns.append([by_ancestor[(leaf >> height) - low] for leaf in range(first, size)])
         live = [column for column in columns if column is not None]
         return [[hash_ for hash_ in row if hash_ is not None] for row in zip(*live)] if live else [[] for _ in range(count)]
+
+
+def _check_entry_size(data: bytes) -> None:
+    if len(data) > tlog.MAX_ENTRY_SIZE:
+        raise ValueError(f"a log entry is at most {tlog.MAX_ENTRY_SIZE} bytes, this one is {len(data)}")
 
 
 class _SyncFuture:

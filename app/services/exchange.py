@@ -17,6 +17,7 @@ audit table, never in the log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -90,7 +91,8 @@ class TokenExchange:
             minted = await self._mint(raw_token)
         except OIDCError as exc:
             self.metrics.exchanges.labels(exc.code).inc()
-            self._record_failure(exc, *_peek(raw_token))
+            # a database write: off the event loop, which must not wait on a busy database
+            await asyncio.to_thread(self._record_failure, exc, *_peek(raw_token))
             raise
         self.metrics.exchanges.labels("success").inc()
         return minted
