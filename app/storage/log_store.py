@@ -131,7 +131,9 @@ class LogStore:
         On SQLite, the connection is also held under an exclusive `flock` on a
         file beside the database. Writers in other processes then queue in the
         kernel and wake the moment it is released, instead of polling SQLite's
-        busy handler (which sleeps up to 100 ms between tries).
+        busy handler (which sleeps up to 100 ms between tries). The flock
+        excludes other processes only (threads share this store's descriptor);
+        within a process the sequencer's own lock serialises writers.
         """
         with self._writer_flock(), self.engine.connect().execution_options(**WRITE) as conn:
             yield conn

@@ -114,10 +114,12 @@ class TiledTree:
             self._cache.popitem(last=False)
 
     def remember(self, tiles: Iterable[tuple[Tile, bytes]]) -> None:
-        """Put tiles (e.g. the output of :meth:`append`, once written) into the cache.
+        """Put tiles (e.g. the output of :meth:`append`) into the cache.
 
-        Call it only after the tiles are durably stored: the cache is trusted
-        as if it were storage.
+        The cache is trusted as if it were storage. A writer that needs the new
+        root before its commit (to sign it) may call this first, but must then
+        drop the whole tree (a new TiledTree) if the commit fails: the cache
+        would otherwise hold tiles that were never stored.
         """
         for tile, data in tiles:
             if tile.is_entries:
