@@ -31,6 +31,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _start_server(env: dict, port: int, *args: str) -> subprocess.Popen:
+    """`pubtrail serve` in a child process, returned once /healthz answers.
+
+    Its output goes to a file (a pipe nobody reads would block it once full).
+    """
+    output = Path(env["PUBTRAIL_DATA_DIR"]).parent / f"serve-{port}.log"
+    with output.open("w") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError("server did not start:\n" + output.read_text())
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def base_env(tmp_path: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUBTRAIL_")}
@@ -65,25 +91,8 @@ def test_development_walkthrough(base_env, tmp_path):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**base_env, "PUBTRAIL_DEV": "1", "PUBTRAIL_ADMIN_TOKEN": ADMIN, "PUBTRAIL_URL": url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = _start_server(env, port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-
         added = json.loads(
             _pubtrail(
                 "publishers", "add", "demo-project", "--provider", "github",
@@ -163,20 +172,8 @@ def test_serve_with_two_worker_processes_keeps_one_log(base_env):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**base_env, "PUBTRAIL_DEV": "1", "PUBTRAIL_ADMIN_TOKEN": ADMIN, "PUBTRAIL_URL": url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    server = _start_server(env, port, "--workers", "2")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
         _pubtrail(
             "publishers", "add", "demo-project", "--provider", "github", "--repository", "me/demo",
             "--repository-owner-id", "1", "--workflow", "release.yml", env=env,
