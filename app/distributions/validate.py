@@ -159,14 +159,16 @@ def _first(fields: dict[str, list[str]], name: str) -> str | None:
 
 
 def check_action(fields: dict[str, list[str]]) -> None:
-    """``:action`` must be ``file_upload``. Retired actions get PyPI's 410
-    texts; a missing or unknown action is a 400."""
+    """``:action`` must be ``file_upload``. Every other action is gone (410):
+    retired ones with PyPI's texts; a missing action is a 400."""
     action = _first(fields, ":action")
     if action == "file_upload":
         return
     if action in _RETIRED_ACTIONS:
         raise UploadError(410, _RETIRED_ACTIONS[action], field=":action")
-    raise UploadError(400, "Unknown or missing :action.", field=":action")
+    if action:
+        raise UploadError(410, "Only :action=file_upload is supported.", field=":action")
+    raise UploadError(400, "Missing :action.", field=":action")
 
 
 def validate_metadata_fields(fields: dict[str, list[str]]) -> Metadata:

@@ -138,6 +138,8 @@ def test_actions() -> None:
     err = refused(check_action, {":action": ["doc_upload"]})
     assert err.status == 410 and err.reason.startswith("Uploading documentation is no longer supported")
     assert refused(check_action, {}).status == 400
+    other = refused(check_action, {":action": ["remove_pkg"]})
+    assert (other.status, other.reason) == (410, "Only :action=file_upload is supported.")
 
 
 # -- filenames ---------------------------------------------------------------------
