@@ -11,8 +11,10 @@ thread (`_commit_and_prove`):
 1. open a write transaction (SQLite `BEGIN IMMEDIATE`, PostgreSQL
    `SELECT ... FOR UPDATE` on the state row): one writer per log, across
    processes and hosts;
-2. check that the stored tiles hash to the stored root (storage is not
-   trusted, and another process may have appended since our last batch);
+2. check that the right-edge tiles hash to the stored root (another process
+   may have appended since our last batch; tiles already in this process's
+   cache are not re-read, so damage to older tiles is found by the full
+   audit, `pubtrail audit`, not here);
 3. give each entry its index; an entry's projection (the query-table rows it
    implies) runs in a SAVEPOINT and may refuse that entry alone;
 4. append the leaf hashes, check the new tree is consistent with the old

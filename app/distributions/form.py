@@ -17,7 +17,8 @@ with ``python_multipart``'s callback parser:
 Any failure raises :class:`~app.distributions.errors.UploadError`, and no
 temporary file survives a failed parse.
 
-Parsing runs in a worker thread in batches of about 1 MiB, so the event loop
+A body under 1 MiB is parsed on the event loop (cheaper than a thread hop);
+a larger one in a worker thread in batches of about 1 MiB, so the event loop
 stays responsive during a large upload; hashing releases the GIL.
 """
 

@@ -236,7 +236,9 @@ class JWKSCache:
                     f"issuer {str(discovery.get('issuer'))[:200]!r}"
                 )
             jwks_url = discovery.get("jwks_uri")
-            if not isinstance(jwks_url, str) or not jwks_url.startswith(("https://", "http://")):
+            # an https issuer's keys must come over https too (an http issuer is a local/dev one)
+            schemes = ("https://",) if issuer.startswith("https://") else ("https://", "http://")
+            if not isinstance(jwks_url, str) or not jwks_url.startswith(schemes):
                 raise JWKSUnavailable(f"could not fetch JWKS for issuer {issuer}: discovery document has no usable jwks_uri")
         document = await self._get_json(issuer, jwks_url)
         try:

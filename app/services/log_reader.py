@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from app import tlog
 from app.errors import BadRequest, NotFound
 from app.storage.log_store import LogStore, StoredCheckpoint, StoredEntry
-from app.tlog import TiledTree, fold_range, inclusion_plan, root_plan
+from app.tlog import TILE_WIDTH, TiledTree, fold_range, inclusion_plan, root_plan
 
-TILE_WIDTH = 256
 
 
 @dataclass(frozen=True)

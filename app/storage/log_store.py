@@ -25,9 +25,8 @@ from sqlmodel import SQLModel
 
 from app.storage.db import WRITE, is_sqlite
 from app.storage.tables import LogEntry, LogState, LogTile, SignedCheckpoint
-from app.tlog import Tile, TileError
+from app.tlog import HASH_SIZE, Tile, TileError
 
-HASH_SIZE = 32
 
 _entries = LogEntry.__table__
 _tiles = LogTile.__table__
