@@ -321,3 +321,24 @@ def test_wrong_issuer_key_set_does_not_cross_issuers(issuer, make_verifier):
     with pytest.raises(InvalidToken):
         verify(verifier, token)
     assert GITLAB_ISSUER not in overrides
+
+
+def test_https_issuer_keys_are_never_fetched_over_plain_http():
+    """A discovery document of an https issuer pointing at an http jwks_uri is refused."""
+    import asyncio
+    import json as _json
+
+    from app.oidc.errors import JWKSUnavailable
+    from app.oidc.jwks import JWKSCache
+
+    issuer = "https://token.actions.githubusercontent.com"
+    fetched = []
+
+    async def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return _json.dumps({"issuer": issuer, "jwks_uri": "http://evil.example/jwks"}).encode()
+
+    cache = JWKSCache(fetch)
+    with pytest.raises(JWKSUnavailable, match="jwks_uri"):
+        asyncio.run(cache.get_key(issuer, "kid-1"))
+    assert fetched == [issuer + "/.well-known/openid-configuration"]
