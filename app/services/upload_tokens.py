@@ -15,14 +15,16 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from app.storage.tables import UploadToken
 
 PREFIX = "pubtrail-v1"
 _table = UploadToken.__table__
-_INSERT = _table.insert()  # built once, executed with parameters
+# built once, executed with parameters: building a statement per call costs more than running it
+_INSERT = _table.insert()
+_BY_ID = select(_table).where(_table.c.id == bindparam("id"))
 
 
 class TokenRejected(Exception):
@@ -85,7 +87,7 @@ class UploadTokens:
             raise TokenRejected("Invalid API Token: the token is not a pubtrail upload token")
         token_id, secret = parts[1], parts[2]
         with self.engine.connect() as conn:
-            row = conn.execute(select(_table).where(_table.c.id == token_id)).first()
+            row = conn.execute(_BY_ID, {"id": token_id}).first()
         # compare even when the row is missing, so timing does not reveal which ids exist
         expected = bytes(row.secret_hash) if row is not None else b"\0" * 32
         if not hmac.compare_digest(expected, _hash(secret)) or row is None:
