@@ -226,7 +226,7 @@ class Sequencer:
         parsed = Checkpoint.parse(text)
         if (parsed.origin, parsed.size, parsed.root_hash) != (self.origin, state.size, state.root_hash):
             raise LogIntegrityError("latest checkpoint body does not match the log state; refusing to sign")
-        root = self._root_from_tiles(state.size)
+        root = self.tree.root(state.size)
         if root != state.root_hash:
             raise LogIntegrityError(
                 f"stored tiles hash to {root.hex()} at size {state.size}, but the signed checkpoint "
@@ -390,7 +390,7 @@ class Sequencer:
             if state is None:
                 raise LogIntegrityError("the log has no state row; run initialize()")
             old_size = state.size
-            if self._root_from_tiles(old_size) != state.root_hash:
+            if self.tree.root(old_size) != state.root_hash:
                 raise LogIntegrityError(
                     f"stored tiles do not hash to the stored root at size {old_size}; refusing to sign"
                 )
@@ -438,8 +438,6 @@ class Sequencer:
         self.store.published(StoredCheckpoint(new_size, new_root, signed, signed_at))
         return new_size, new_root, signed, batch_proofs
 
-    def _root_from_tiles(self, size: int) -> bytes:
-        return tlog.EMPTY_ROOT if size == 0 else self.tree.root(size)
 
     def _sign(self, size: int, root: bytes) -> str:
         return note.sign(Checkpoint(self.origin, size, root).to_text(), [self.signer])

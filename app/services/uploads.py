@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hmac
 import threading
 from collections import OrderedDict

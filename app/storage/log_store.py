@@ -158,11 +158,7 @@ class LogStore:
 
     def lock_state(self, conn: Connection) -> StoredState | None:
         """Read the log state row, locking it until the transaction ends."""
-        query = select(_state.c.origin, _state.c.size, _state.c.root_hash).where(_state.c.id == 1)
-        if not self._sqlite:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
-        return StoredState(row.origin, row.size, bytes(row.root_hash)) if row else None
+        return _read_state(conn, lock=not self._sqlite)
 
     @property
     def is_sqlite(self) -> bool:
@@ -270,10 +266,7 @@ class LogStore:
 
     def state(self) -> StoredState | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(_state.c.origin, _state.c.size, _state.c.root_hash).where(_state.c.id == 1)
-            ).first()
-        return StoredState(row.origin, row.size, bytes(row.root_hash)) if row else None
+            return _read_state(conn, lock=False)
 
     def entry(self, index: int) -> StoredEntry | None:
         entries = self.entries(index, index + 1)
@@ -365,3 +358,11 @@ class LogStore:
         if row is None:
             return None
         return StoredCheckpoint(row.size, bytes(row.root_hash), row.note, row.signed_at)
+
+
+def _read_state(conn: Connection, *, lock: bool) -> StoredState | None:
+    query = select(_state.c.origin, _state.c.size, _state.c.root_hash).where(_state.c.id == 1)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return StoredState(row.origin, row.size, bytes(row.root_hash)) if row else None

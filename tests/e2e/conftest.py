@@ -8,9 +8,11 @@ from typing import Iterator
 import httpx
 import pytest
 
+from app import tlog
 from app.api.app import create_app
 from app.api.reason_phrase import ReasonH11Protocol
 from app.runtime import Runtime, build_runtime
+from app.tlog import note
 from tests.conftest import ADMIN_TOKEN
 from tests.support.oidc_issuer import (
     ACTIVESTATE_ISSUER,
@@ -44,6 +46,19 @@ class Service:
     @property
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def verify_receipt(self, receipt: dict, entry_bytes: bytes | None = None) -> None:
+        """A receipt (or an entry answer: same shape) proves its leaf (and `entry_bytes`,
+        when given) is in a checkpoint signed with the log's key."""
+        verifier = note.Verifier(self.client.get("/api/v1/log").json()["verifier_key"])
+        checkpoint = tlog.open_checkpoint(receipt["checkpoint"], [verifier], origin=verifier.name)
+        proof = receipt["inclusion_proof"]
+        assert proof["tree_size"] == checkpoint.size
+        leaf = bytes.fromhex(receipt["leaf_hash"])
+        if entry_bytes is not None:
+            assert leaf == tlog.leaf_hash(entry_bytes)
+        hashes = [bytes.fromhex(h) for h in proof["hashes"]]
+        tlog.verify_inclusion(leaf, receipt["index"], checkpoint.size, hashes, checkpoint.root_hash)
 
     def log_size(self) -> int:
         return self.client.get("/api/v1/log").json()["size"]

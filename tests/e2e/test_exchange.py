@@ -7,20 +7,8 @@ import base64
 import id as id_package
 import pytest
 
-from app import entries, tlog
-from app.tlog import Checkpoint, note
+from app import entries
 from tests.support.oidc_issuer import GITHUB_ISSUER, GITLAB_ISSUER
-
-
-def _verify_receipt(service, receipt: dict, entry_bytes: bytes | None = None) -> None:
-    verifier = note.Verifier(service.client.get("/api/v1/log").json()["verifier_key"])
-    body, _ = note.open(receipt["checkpoint"], [verifier])
-    checkpoint = Checkpoint.parse(body)
-    proof = receipt["inclusion_proof"]
-    leaf = bytes.fromhex(receipt["leaf_hash"])
-    if entry_bytes is not None:
-        assert leaf == tlog.leaf_hash(entry_bytes)
-    tlog.verify_inclusion(leaf, receipt["index"], checkpoint.size, [bytes.fromhex(h) for h in proof["hashes"]], checkpoint.root_hash)
 
 
 def _entry(service, index: int) -> tuple[dict, bytes]:
@@ -43,7 +31,7 @@ def test_audience(service):
 def test_publisher_add_is_logged_with_a_receipt(service):
     added = service.add_github_publisher("Sample_Project")
     assert added["publisher"]["project"] == "sample-project"
-    _verify_receipt(service, added["receipt"])
+    service.verify_receipt(added["receipt"])
     entry, raw = _entry(service, added["receipt"]["index"])
     assert entry["kind"] == "publisher" and entry["action"] == "add"
     assert entry["config"]["repository"] == "octo-org/sampleproject"
@@ -91,7 +79,7 @@ def test_duplicate_publisher_is_409_and_remove_is_logged(service):
     assert service.log_size() == 1
     removed = service.client.delete(f"/api/v1/projects/sampleproject/publishers/{pid}", headers=service.admin)
     assert removed.status_code == 200
-    _verify_receipt(service, removed.json()["receipt"])
+    service.verify_receipt(removed.json()["receipt"])
     entry, _ = _entry(service, 1)
     assert entry["action"] == "remove" and entry["publisher_id"] == pid
     assert service.client.delete(f"/api/v1/projects/sampleproject/publishers/{pid}", headers=service.admin).status_code == 404

@@ -23,9 +23,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app import entries, tlog
+from app import entries
 from app.storage.tables import Project, ReleaseFile
-from app.tlog import Checkpoint, note
 from tests.distributions.builders import digests, encode, twine_fields
 
 PROJECT = "sampleproject"
@@ -129,19 +128,6 @@ def _entry(service, index: int) -> tuple[dict, bytes, dict]:
     return body["entry"], base64.b64decode(body["entry_bytes"]), body
 
 
-def _verify_receipt(service, receipt: dict, raw: bytes) -> None:
-    """A receipt (or an entry answer: same shape) proves `raw` is in a checkpoint signed with the log's key."""
-    verifier = note.Verifier(service.client.get("/api/v1/log").json()["verifier_key"])
-    text, _ = note.open(receipt["checkpoint"], [verifier])
-    checkpoint = Checkpoint.parse(text)
-    proof = receipt["inclusion_proof"]
-    assert proof["tree_size"] == checkpoint.size
-    leaf = tlog.leaf_hash(raw)
-    assert leaf.hex() == receipt["leaf_hash"]
-    tlog.verify_inclusion(leaf, receipt["index"], checkpoint.size, [bytes.fromhex(h) for h in proof["hashes"]],
-                          checkpoint.root_hash)
-
-
 def _twine(service, token: str, *files: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "twine", "upload", "--repository-url", service.url + "/legacy/",
            "-u", "__token__", "-p", token, "--non-interactive", "--disable-progress-bar", *map(str, files)]
@@ -190,7 +176,7 @@ def test_twine_upload_is_logged_and_pip_gets_the_same_bytes(service, tmp_path, d
             "workflow": "release.yml", "ref": "refs/tags/v1.0.0", "sha": "a" * 40, "environment": "pypi",
         }
         assert token.encode() not in raw
-        _verify_receipt(service, body, raw)
+        service.verify_receipt(body, raw)
         assert service.runtime.blobs.path_for(hashes["sha256"]).read_bytes() == path.read_bytes()
 
     # the simple index lists both files; pip fetches the wheel through it, byte for byte
@@ -232,7 +218,7 @@ def test_upload_answers_with_a_verifiable_receipt(service, publisher_token, tmp_
     body = response.json()
     _, raw, _ = _entry(service, body["receipt"]["index"])
     assert entries.decode(raw).to_json() == body["upload"]
-    _verify_receipt(service, body["receipt"], raw)
+    service.verify_receipt(body["receipt"], raw)
     after = _snapshot(service)
     assert after["log"] == before["log"] + 1
     assert after["blobs"] == [digests(wheel.read_bytes())["sha256"]]

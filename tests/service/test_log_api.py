@@ -25,7 +25,7 @@ from app.api.app import create_app
 from app.config import Settings
 from app.keys import write_new_key
 from app.runtime import build_runtime
-from app.tlog import Checkpoint, MemoryTree, note
+from app.tlog import MemoryTree, note
 from tests.support.server import serve
 
 ORIGIN = "api.test.pubtrail.local/log"

@@ -12,7 +12,6 @@ from app.tlog import (
     MemoryTree,
     ProofError,
     RootMismatchError,
-    leaf_hash,
     root_from_inclusion_proof,
     roots_from_consistency_proof,
     verify_consistency,
