@@ -21,10 +21,10 @@ thread (`_commit_and_prove`):
    root, sign the new checkpoint, write entries + tiles + checkpoint + state,
    commit;
 5. after the commit, compute every entry's inclusion proof from the batch's
-   own new tiles (`BatchProofs`: the proofs of one batch share almost all
-   their nodes, so they are read off the expanded tiles once instead of being
-   planned and fetched entry by entry). The receipts are handed to their
-   waiters in the event loop, all at once.
+   own new tiles (`app.tlog.BatchProofs`: the proofs of one batch share
+   almost all their nodes, so they are read off the expanded tiles once
+   instead of being planned and fetched entry by entry). The receipts are
+   handed to their waiters in the event loop, all at once.
 
 Any failure before the commit fails the whole batch and drops the tile cache
 (it may hold tiles that were never committed).
@@ -45,10 +45,7 @@ from sqlalchemy.engine import Connection
 
 from app import tlog
 from app.storage.log_store import LogStore, NewEntry, StoredCheckpoint
-from app.tlog import Checkpoint, Tile, TiledTree, TlogProof, note
-from app.tlog.plan import fold_range, range_nodes
-from app.tlog.tiles import TILE_HEIGHT, TILE_WIDTH
-from app.tlog.tree import expand_tile
+from app.tlog import BatchProofs, Checkpoint, TiledTree, TlogProof, note
 
 log = logging.getLogger("pubtrail.sequencer")
 
@@ -441,102 +438,6 @@ class Sequencer:
 
     def _sign(self, size: int, root: bytes) -> str:
         return note.sign(Checkpoint(self.origin, size, root).to_text(), [self.signer])
-
-
-class BatchProofs:
-    """Inclusion proofs, at the new size, of every leaf a batch appended.
-
-    Built from the tiles the batch wrote (`TiledTree.append` output, which
-    covers the whole right edge of the new tree at every level it touched)
-    plus the few older nodes to their left, which `fetch(nodes, size)` reads
-    once (from the sequencer's tile cache or storage) while the caller still
-    holds the write lock. After construction it reads nothing: `proofs()`
-    may run outside the lock, in any thread.
-    """
-
-    def __init__(self, tiles: Sequence[tuple[Tile, bytes]], first: int, size: int, fetch) -> None:
-        if not 0 <= first < size:
-            raise ValueError(f"batch [{first}, {size}) is empty or out of range")
-        self.first = first
-        self.size = size
-        # height -> (index of the first node held, concatenated node hashes)
-        self._levels: dict[int, tuple[int, bytes]] = {}
-        by_level: dict[int, list[tuple[Tile, bytes]]] = {}
-        for tile, data in tiles:
-            if not tile.is_entries:
-                by_level.setdefault(tile.level, []).append((tile, data))
-        for level, items in by_level.items():
-            items.sort(key=lambda item: item[0].index)
-            base = items[0][0].index
-            for position, (tile, _) in enumerate(items):
-                if tile.index != base + position or (position < len(items) - 1 and not tile.is_full):
-                    raise ValueError(f"batch tiles at level {level} are not one contiguous run")
-            expanded = [expand_tile(data) for _, data in items]
-            for inner in range(TILE_HEIGHT):
-                parts = [heights[inner] for heights in expanded if len(heights) > inner]
-                if parts:
-                    self._levels[TILE_HEIGHT * level + inner] = ((base * TILE_WIDTH) >> inner, b"".join(parts))
-        self._extra: dict[tuple[int, int], bytes] = {}
-        missing = [node for node in self._needed_nodes() if self._lookup(*node) is None]
-        if missing:
-            self._extra = dict(fetch(missing, size))
-
-    def _lookup(self, height: int, index: int) -> bytes | None:
-        held = self._levels.get(height)
-        if held is not None:
-            offset = (index - held[0]) * 32
-            if offset >= 0 and offset + 32 <= len(held[1]):
-                return held[1][offset : offset + 32]
-        return self._extra.get((height, index))
-
-    def _needed_nodes(self) -> list[tuple[int, int]]:
-        """Nodes of any batch proof that might lie outside the batch's tiles."""
-        first, size = self.first, self.size
-        needed = []
-        for height in range((size - 1).bit_length()):
-            low, high = first >> height, (size - 1) >> height
-            held = self._levels.get(height)
-            ancestors = range(low, high + 1) if held is None else (low, high)
-            for ancestor in ancestors:
-                sibling = ancestor ^ 1
-                start = sibling << height
-                if start >= size:
-                    continue
-                if start + (1 << height) <= size:
-                    needed.append((height, sibling))
-                else:
-                    needed.extend(range_nodes(start, size))
-        return needed
-
-    def _node(self, height: int, index: int) -> bytes:
-        value = self._lookup(height, index)
-        if value is None:
-            raise LogIntegrityError(f"batch proof node ({height}, {index}) is unknown")
-        return value
-
-    def proofs(self) -> list[list[bytes]]:
-        """Proof of each leaf first..size-1, in order (RFC 9162, as `TiledTree.inclusion_proof`)."""
-        first, size = self.first, self.size
-        count = size - first
-        columns = []  # per height: the proof hash of each leaf, indexed by leaf - first
-        for height in range((size - 1).bit_length()):
-            low, high = first >> height, (size - 1) >> height
-            by_ancestor = []
-            for ancestor in range(low, high + 1):
-                sibling = ancestor ^ 1
-                start = sibling << height
-                if start >= size:
-                    by_ancestor.append(None)
-                elif start + (1 << height) <= size:
-                    by_ancestor.append(self._node(height, sibling))
-                else:
-                    by_ancestor.append(fold_range([self._node(h, i) for h, i in range_nodes(start, size)]))
-            if high == low:
-                columns.append(by_ancestor * count if by_ancestor[0] is not None else None)
-            else:
-                columns.append([by_ancestor[(leaf >> height) - low] for leaf in range(first, size)])
-        live = [column for column in columns if column is not None]
-        return [[hash_ for hash_ in row if hash_ is not None] for row in zip(*live)] if live else [[] for _ in range(count)]
 
 
 def _check_entry_size(data: bytes) -> None:

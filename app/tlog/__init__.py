@@ -7,6 +7,7 @@ Standard library and ``cryptography`` only: no web, no database. Modules:
 - :mod:`.plan` -- which subtree nodes a root or proof is made of
 - :mod:`.tree` -- ``TiledTree`` (fetch + rehash over a ``TileReader``, append)
 - :mod:`.memory` -- ``MemoryTree``, an in-memory tree on the same layout
+- :mod:`.batch_proofs` -- ``BatchProofs``, every inclusion proof of one append from its new tiles
 - :mod:`.proofs` -- proof verification (RFC 9162 2.1.3.2, 2.1.4.2)
 - :mod:`.bundles` -- entry bundles
 - :mod:`.note` -- C2SP signed notes with Ed25519 (Go sumdb/note compatible)
@@ -16,6 +17,7 @@ Standard library and ``cryptography`` only: no web, no database. Modules:
 """
 
 from . import note
+from .batch_proofs import BatchProofs
 from .bundles import MAX_ENTRY_SIZE, decode_entry_bundle, encode_entry_bundle
 from .errors import (
     CheckpointError,
@@ -62,6 +64,7 @@ __all__ = [
     "MAX_ENTRY_SIZE",
     "TILE_HEIGHT",
     "TILE_WIDTH",
+    "BatchProofs",
     "Checkpoint",
     "CheckpointError",
     "EntryBundleError",

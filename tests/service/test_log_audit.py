@@ -1,18 +1,14 @@
-"""The full log audit (app.services.log_audit) and the batch inclusion proofs."""
+"""The full log audit (app.services.log_audit)."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 from sqlalchemy import update
 
 from app import tlog
 from app.runtime import build_runtime
-from app.sequencer import BatchProofs
 from app.services.log_audit import audit_sequencer
 from app.storage.tables import LogEntry, LogTile, SignedCheckpoint
-from app.tlog import MemoryTree, TiledTree
 
 SIZE = 700  # tile/0/000 and tile/0/001 are interior, tile/0/002.p/188 the right edge
 
@@ -81,33 +77,3 @@ def test_old_checkpoint_tampered_is_found(runtime):
     report = audit_sequencer(runtime.log.sequencer)
     assert any("checkpoint at size 300 does not verify" in p for p in report.problems), report.problems
 
-
-def test_batch_proofs_equal_tree_proofs():
-    """BatchProofs (receipts) give exactly the RFC 9162 proofs, for many batch shapes."""
-
-    class Tiles:
-        def __init__(self):
-            self.stored = {}
-
-        def read_tiles(self, tiles):
-            return [self.stored[(t.level, t.index)][: t.width * 32] for t in tiles]
-
-    rng = random.Random(7)
-    shapes = [[1], [1, 1, 1], [255, 1, 1], [256, 256], [257, 65279, 1], [3, 70000], [600, 4000, 2]]
-    shapes += [[rng.randint(1, 700) for _ in range(rng.randint(1, 6))] for _ in range(40)]
-    for shape in shapes:
-        storage, reference, size = Tiles(), MemoryTree(), 0
-        tree = TiledTree(storage)
-        for batch, count in enumerate(shape):
-            leaves = [b"%d/%d" % (batch, i) for i in range(count)]
-            reference.extend(leaves)
-            tiles = tree.append(size, [tlog.leaf_hash(leaf) for leaf in leaves])
-            for tile, data in tiles:
-                storage.stored[(tile.level, tile.index)] = data
-            proofs = BatchProofs(tiles, size, size + count, TiledTree(storage).node_hashes).proofs()
-            size += count
-            indexes = range(size - count, size)
-            if count > 2000:  # the ends, both sides of tile boundaries, and a sample
-                indexes = sorted({*indexes[:300], *indexes[-300:], *rng.sample(indexes, 300)})
-            for index in indexes:
-                assert proofs[index - size + count] == reference.inclusion_proof(index, size), (shape, index)
