@@ -435,8 +435,15 @@ class Uploads:
         candidates = [sha256 for sha256, mtime in self.blobs.stored() if mtime < cutoff]
         removed = 0
         with self.engine.connect() as conn:
+
+            def referenced(sha256: str) -> bool:
+                found = conn.execute(_REFERENCED, {"sha256": sha256}).first() is not None
+                conn.rollback()  # a fresh snapshot for the next file (PostgreSQL)
+                return found
+
             for sha256 in candidates:
-                if conn.execute(_REFERENCED, {"sha256": sha256}).first() is None and self.blobs.remove(sha256):
+                # re-checked under the store's exclusive lock: an upload may reuse it meanwhile
+                if self.blobs.remove_unreferenced(sha256, cutoff, referenced):
                     removed += 1
         return removed
 
