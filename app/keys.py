@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from app.private_files import make_private_dir
 from app.tlog import note
 
 
@@ -13,9 +14,10 @@ class KeyFileError(Exception):
 
 
 def write_new_key(path: Path, origin: str) -> str:
-    """Create a new key for `origin` at `path` (mode 0600, never overwritten); return the verifier key."""
+    """Create a new key for `origin` at `path` (mode 0600 from creation, never
+    overwritten; a folder it creates for it is 0700); return the verifier key."""
     private, verifier = note.generate_key(origin)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:

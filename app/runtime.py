@@ -23,6 +23,7 @@ from app.oidc.dev_issuer import DevIssuer
 from app.oidc.jwks import JWKSCache, Fetcher, httpx_fetcher
 from app.oidc.providers import IssuerRegistry
 from app.oidc.verifier import TokenVerifier
+from app.private_files import create_private_file, make_private_dir
 from app.sequencer import Sequencer
 from app.services.exchange import TokenExchange
 from app.services.log import Log
@@ -69,7 +70,7 @@ def build_runtime(
 
     `fetch` retrieves discovery documents and JWKS (default: httpx, plus file://).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     engine = make_engine(settings.effective_database_url)
     create_schema(engine)
     store = LogStore(engine)
@@ -106,6 +107,7 @@ def build_runtime(
         engine, log, verifier, publishers, metrics, clock, settings.upload_token_lifetime
     )
     tokens = UploadTokens(engine)
+    make_private_dir(settings.data_dir / "files")
     blobs = BlobStore(settings.data_dir / "files")
     uploads = Uploads(
         engine, log, tokens, blobs, metrics, clock, max_upload_size=settings.max_upload_size
@@ -131,6 +133,5 @@ def dev_issuer_for(settings: Settings) -> DevIssuer:
     if key_file.exists():
         return DevIssuer(settings.public_url + DEV_ISSUER_PATH, key_file.read_bytes())
     issuer = DevIssuer(settings.public_url + DEV_ISSUER_PATH)
-    key_file.write_bytes(issuer.key_pem)
-    key_file.chmod(0o600)
+    create_private_file(key_file, issuer.key_pem)
     return issuer

@@ -22,6 +22,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 
+from app.private_files import ensure_private_file, make_private_dir
+
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -34,11 +36,17 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
-    """Create an engine for `url` with pubtrail's durability and locking settings."""
+    """Create an engine for `url` with pubtrail's durability and locking settings.
+
+    A SQLite database file that does not exist yet is created with mode 0600
+    (its folder, if created, 0700).
+    """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's mode
+            make_private_dir(Path(path).parent)
+            ensure_private_file(Path(path))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
