@@ -18,19 +18,42 @@ memory (about 64 bytes per entry) and compares:
 
 `audit_sequencer` runs it under the log's write lock, so that appends (from
 any process) wait and the audit sees one state.
+
+Given the blob store, `audit_sequencer` also checks every stored file
+against its `upload` entry: the file must be there, with the entry's size,
+SHA-256 and BLAKE2b-256 (a missing or altered file is a problem). Files are
+read after the write lock is released: an upload stores its file before its
+entry is appended and nothing may delete a referenced file, so the files of
+the audited entries cannot legitimately change meanwhile, and uploads need
+not wait while every file is hashed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from app import tlog
+from app.distributions.blobs import BlobStore, InvalidDigest
+from app.entries import EntryError, UploadEntry, decode
 from app.sequencer import Sequencer
 from app.storage.log_store import LogStore
 from app.tlog import MemoryTree, note
 from app.tlog.tiles import tile_width_at, tiles_for_size
 
 MAX_PROBLEMS = 100
+_READ_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileClaim:
+    """What an `upload` entry says about its stored file."""
+
+    index: int
+    filename: str
+    size: int
+    sha256: str
+    blake2b_256: str
 
 
 @dataclass
@@ -39,6 +62,7 @@ class AuditReport:
     entries: int = 0
     tiles: int = 0
     checkpoints: int = 0
+    files: int | None = None  # None: stored files were not checked
     problems: list[str] = field(default_factory=list)
     truncated: bool = False
 
@@ -53,9 +77,10 @@ class AuditReport:
             self.truncated = True
 
     def summary(self) -> str:
+        files = "" if self.files is None else f", {self.files} files"
         head = (
             f"size {self.size}: {self.entries} entries, {self.tiles} tiles, "
-            f"{self.checkpoints} checkpoints checked"
+            f"{self.checkpoints} checkpoints{files} checked"
         )
         if self.ok:
             return head + ", no problem found"
@@ -63,11 +88,20 @@ class AuditReport:
         return head + f", {len(self.problems)} problem(s){more}:\n" + "\n".join(self.problems)
 
 
-def audit_log(store: LogStore, verifier: note.Verifier, origin: str, *, chunk: int = 10_000) -> AuditReport:
+def audit_log(
+    store: LogStore,
+    verifier: note.Verifier,
+    origin: str,
+    *,
+    chunk: int = 10_000,
+    uploads: list[FileClaim] | None = None,
+) -> AuditReport:
     """Check every entry, tile and checkpoint in `store` (see the module docstring).
 
     Run it while nothing appends (`audit_sequencer` does): a batch committed
-    during the audit shows up as a mismatch.
+    during the audit shows up as a mismatch. When `uploads` is a list, what
+    each `upload` entry says about its file is appended to it (for
+    `audit_files`); an upload entry that cannot be decoded is a problem.
     """
     report = AuditReport()
     state = store.state()
@@ -92,6 +126,8 @@ def audit_log(store: LogStore, verifier: note.Verifier, origin: str, *, chunk: i
         if computed != entry.leaf_hash:
             report.problem(f"entry {entry.index}: stored leaf hash does not match the hash of its bytes")
         batch.append(computed)
+        if uploads is not None and entry.kind == UploadEntry.kind:
+            _claim(report, entry.index, entry.data, uploads)
         expected_index += 1
         if len(batch) >= chunk:
             tree.extend_hashes(batch)
@@ -150,7 +186,54 @@ def audit_log(store: LogStore, verifier: note.Verifier, origin: str, *, chunk: i
     return report
 
 
-def audit_sequencer(sequencer: Sequencer, *, chunk: int = 10_000) -> AuditReport:
-    """`audit_log` of a sequencer's log, holding the write lock so nothing appends meanwhile."""
+def _claim(report: AuditReport, index: int, data: bytes, uploads: list[FileClaim]) -> None:
+    try:
+        entry = decode(bytes(data))
+    except EntryError as exc:
+        report.problem(f"entry {index}: an upload entry that does not decode ({exc})")
+        return
+    if not isinstance(entry, UploadEntry):
+        report.problem(f"entry {index}: stored as an upload entry but holds a {entry.kind} entry")
+        return
+    uploads.append(FileClaim(index, entry.filename, entry.size, entry.sha256, entry.blake2b_256))
+
+
+def audit_files(report: AuditReport, blobs: BlobStore, uploads: list[FileClaim]) -> None:
+    """Check each claimed file in `blobs`: present, with the entry's size, SHA-256
+    and BLAKE2b-256. Every file is read in full; problems go to `report`."""
+    report.files = 0
+    for claim in uploads:
+        name = f"entry {claim.index} ({claim.filename})"
+        try:
+            handle = blobs.open(claim.sha256)
+        except InvalidDigest:
+            report.problem(f"{name}: its sha256 {claim.sha256!r} is not a file name the store can hold")
+            continue
+        except FileNotFoundError:
+            report.problem(f"{name}: the stored file {claim.sha256} is missing")
+            continue
+        size, sha256, blake2b = 0, hashlib.sha256(), hashlib.blake2b(digest_size=32)
+        with handle:
+            while block := handle.read(_READ_BYTES):
+                size += len(block)
+                sha256.update(block)
+                blake2b.update(block)
+        report.files += 1
+        if size != claim.size:
+            report.problem(f"{name}: the stored file has {size} bytes, the entry says {claim.size}")
+        if sha256.hexdigest() != claim.sha256:
+            report.problem(f"{name}: the stored file's sha256 is {sha256.hexdigest()}, not the entry's")
+        if blake2b.hexdigest() != claim.blake2b_256:
+            report.problem(f"{name}: the stored file's blake2b-256 is {blake2b.hexdigest()}, not the entry's")
+
+
+def audit_sequencer(sequencer: Sequencer, *, chunk: int = 10_000, blobs: BlobStore | None = None) -> AuditReport:
+    """`audit_log` of a sequencer's log, holding the write lock so nothing appends
+    meanwhile; then, given `blobs`, `audit_files` of every upload entry's file
+    (after the lock is released; see the module docstring)."""
+    uploads: list[FileClaim] | None = [] if blobs is not None else None
     with sequencer.locked():
-        return audit_log(sequencer.store, sequencer.verifier, sequencer.origin, chunk=chunk)
+        report = audit_log(sequencer.store, sequencer.verifier, sequencer.origin, chunk=chunk, uploads=uploads)
+    if blobs is not None and uploads is not None:
+        audit_files(report, blobs, uploads)
+    return report

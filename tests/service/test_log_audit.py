@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from sqlalchemy import update
 
 from app import tlog
+from app.entries import UploadEntry
 from app.runtime import build_runtime
 from app.services.log_audit import audit_sequencer
 from app.storage.tables import LogEntry, LogTile, SignedCheckpoint
@@ -77,3 +80,42 @@ def test_old_checkpoint_tampered_is_found(runtime):
     report = audit_sequencer(runtime.log.sequencer)
     assert any("checkpoint at size 300 does not verify" in p for p in report.problems), report.problems
 
+
+
+def _upload_entry(filename: str, data: bytes) -> UploadEntry:
+    return UploadEntry(
+        time="2026-01-01T00:00:00Z", project="demo", version="1.0", filename=filename,
+        packagetype="bdist_wheel", size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        blake2b_256=hashlib.blake2b(data, digest_size=32).hexdigest(), requires_python=None,
+        token_id="0" * 16, exchange_index=0, publisher={},
+    )
+
+
+def test_every_stored_file_is_checked_against_its_upload_entry(runtime):
+    """A missing file, one with other bytes of the same size, one cut short: each reported;
+    the intact one is not."""
+    blobs = runtime.blobs
+    contents = {name: b"%s wheel bytes" % name.encode() for name in ("intact", "missing", "altered", "short")}
+    uploads = {name: _upload_entry(f"demo-1.0-py3-none-{name}.whl", data) for name, data in contents.items()}
+    runtime.log.sequencer.append_batch_sync([("upload", entry.encode()) for entry in uploads.values()])
+    for name, data in contents.items():
+        path = blobs.path_for(uploads[name].sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    assert audit_sequencer(runtime.log.sequencer, blobs=blobs).ok
+
+    blobs.path_for(uploads["missing"].sha256).unlink()
+    blobs.path_for(uploads["altered"].sha256).write_bytes(contents["altered"].upper())
+    blobs.path_for(uploads["short"].sha256).write_bytes(contents["short"][:-1])
+    report = audit_sequencer(runtime.log.sequencer, blobs=blobs)
+    assert report.files == 3, report.summary()
+    problems = "\n".join(report.problems)
+    assert f"({uploads['missing'].filename}): the stored file {uploads['missing'].sha256} is missing" in problems
+    altered = [p for p in report.problems if uploads["altered"].filename in p]
+    assert len(altered) == 2 and "sha256" in altered[0] and "blake2b-256" in altered[1], altered
+    short = [p for p in report.problems if uploads["short"].filename in p]
+    assert any(f"has {len(contents['short']) - 1} bytes, the entry says {len(contents['short'])}" in p for p in short)
+    assert not any("intact" in p for p in report.problems)
+    assert "3 files checked" in report.summary()
+    # without the store, files are not looked at
+    assert audit_sequencer(runtime.log.sequencer).ok
