@@ -378,8 +378,12 @@ def check_archive(path: Path, filename: str) -> None:
     ``WHEEL``, ``METADATA`` and ``RECORD`` (named from the filename); a zip
     sdist one top-level directory with ``PKG-INFO``. ``.tar.gz``: a gzip tar,
     decompressed as a stream under the same bomb limit, with exactly one
-    top-level directory holding ``PKG-INFO``. Raises ``UploadError`` with
-    "Invalid distribution file. <why>".
+    top-level directory holding ``PKG-INFO``. Every archive: at most
+    :data:`MAX_ARCHIVE_MEMBERS` members (counted, whatever their names) and
+    no two members with one path (``./a`` and ``a`` are one path). Raises
+    ``UploadError`` with "Invalid distribution file. <why>".
+
+    CPU-bound (up to 64 MiB inflated): call it from a worker thread.
     """
     path = Path(path)
     lowered = filename.lower()
@@ -403,7 +407,7 @@ def _check_zip(path: Path, filename: str) -> None:
                 raise _invalid_dist(f"File exceeds compression ratio of {COMPRESSION_RATIO_THRESHOLD}")
             if any(info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for info in infos):
                 raise _invalid_dist("File does not use a supported compression type")
-            names = set(archive.namelist())
+            names = _unique_names(info.filename for info in infos)
             if filename.lower().endswith(".zip"):
                 top = _single_top_level(names)
                 if f"{top}/PKG-INFO" not in names:
@@ -426,6 +430,29 @@ def _check_zip(path: Path, filename: str) -> None:
                     )
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
         raise _invalid_dist() from None
+
+
+def _member_key(name: str) -> str:
+    """A member's path as an extractor would resolve it (``./a/b/`` and ``a/b`` are one path)."""
+    return name.removeprefix("./").lstrip("/").rstrip("/")
+
+
+def _duplicate(name: str) -> UploadError:
+    return _invalid_dist(f"Archive has more than one member named {name!r}")
+
+
+def _unique_names(names) -> set[str]:
+    """The member names, refusing a repeated one (by :func:`_member_key`): which of two
+    members an installer would extract is not something a reviewer can tell."""
+    seen: set[str] = set()
+    keys: set[str] = set()
+    for name in names:
+        key = _member_key(name)
+        if key in keys:
+            raise _duplicate(name)
+        keys.add(key)
+        seen.add(name)
+    return seen
 
 
 def _single_top_level(names: set[str]) -> str:
@@ -456,14 +483,22 @@ def _check_sdist_tar(path: Path) -> None:
     compressed = path.stat().st_size
     limit = max(COMPRESSION_RATIO_MIN_SIZE, compressed * COMPRESSION_RATIO_THRESHOLD)
     names: set[str] = set()
+    keys: set[str] = set()
+    count = 0
     try:
         with gzip.open(path, "rb") as raw:
             stream = _Budget(raw, limit)
             with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
-                for member in archive:
-                    names.add(member.name)
-                    if len(names) > MAX_ARCHIVE_MEMBERS:
+                while (member := archive.next()) is not None:
+                    archive.members.clear()  # a stream needs no index; it would grow with every member
+                    count += 1  # members, not names: repeated names count too
+                    if count > MAX_ARCHIVE_MEMBERS:
                         raise _invalid_dist(f"Archive has more than {MAX_ARCHIVE_MEMBERS} members")
+                    key = _member_key(member.name)
+                    if key in keys:
+                        raise _duplicate(member.name)
+                    keys.add(key)
+                    names.add(member.name)
     except UploadError:
         raise
     except (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, OSError, ValueError):

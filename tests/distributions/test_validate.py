@@ -317,3 +317,39 @@ def test_non_ascii_lookalike_project_names_are_refused(name):
 
     with pytest.raises(UploadError):
         validate_project_name(name)
+
+
+def test_repeated_member_names_are_refused(tmp_path: Path) -> None:
+    """130,000 members all named PKG-INFO once passed: the member cap counted distinct names.
+    A name repeated even once is refused (which copy an installer extracts is anyone's guess)."""
+    name = "demo_pkg-1.0.tar.gz"
+    p = tmp_path / name
+    with tarfile.open(p, "w:gz") as tf:
+        for _ in range(1000):
+            info = tarfile.TarInfo("demo_pkg-1.0/PKG-INFO")
+            info.size = 2
+            tf.addfile(info, io.BytesIO(b"x\n"))
+    assert bad_archive(p, name) == (
+        "Invalid distribution file. Archive has more than one member named 'demo_pkg-1.0/PKG-INFO'")
+    build_sdist(p, members={"demo_pkg-1.0/PKG-INFO": b"x", "./demo_pkg-1.0/PKG-INFO": b"y"})
+    assert bad_archive(p, name) == (
+        "Invalid distribution file. Archive has more than one member named './demo_pkg-1.0/PKG-INFO'")
+
+    wheel = "demo_pkg-1.0-py3-none-any.whl"
+    w = build_wheel(tmp_path / wheel)
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(w, "a") as zf:
+        zf.writestr("demo_pkg/__init__.py", b"VALUE = 2\n")
+    assert bad_archive(w, wheel) == (
+        "Invalid distribution file. Archive has more than one member named 'demo_pkg/__init__.py'")
+
+
+def test_member_cap_counts_members(tmp_path: Path, monkeypatch) -> None:
+    import app.distributions.validate as validate
+
+    monkeypatch.setattr(validate, "MAX_ARCHIVE_MEMBERS", 3)
+    name = "demo_pkg-1.0.tar.gz"
+    members = {f"demo_pkg-1.0/{n}": b"x" for n in ("PKG-INFO", "a", "b")}
+    check_archive(build_sdist(tmp_path / name, members=members), name)
+    members["demo_pkg-1.0/c"] = b"x"
+    assert bad_archive(build_sdist(tmp_path / name, members=members), name) == (
+        "Invalid distribution file. Archive has more than 3 members")
