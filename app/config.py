@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
 MIN_ADMIN_TOKEN_LENGTH = 32
+#: an admin's name as it appears in log entries (`actor`)
+ADMIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 class ConfigError(Exception):
@@ -35,6 +38,7 @@ class Settings:
     origin: str = "pubtrail.localhost/log"
     signing_key_file: Path | None = None
     admin_token: str | None = None
+    admin_tokens: Mapping[str, str] = field(default_factory=dict)
     dev: bool = False
     audience: str = "pubtrail"
     public_url: str = "http://127.0.0.1:8000"
@@ -45,6 +49,10 @@ class Settings:
     upload_token_lifetime: int = 15 * 60
     max_upload_size: int = 100 * 1024 * 1024
     jwks_refresh_cooldown: float = 60.0
+    header_timeout: float = 10.0
+    body_chunk_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    limit_concurrency: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -60,6 +68,14 @@ class Settings:
             isinstance(k, str) and isinstance(v, str) for k, v in jwks_urls.items()
         ):
             raise ConfigError("PUBTRAIL_JWKS_URLS must be a JSON object mapping issuer URL to JWKS URL")
+        try:
+            admin_tokens = json.loads(env.get("PUBTRAIL_ADMIN_TOKENS") or "{}")
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"PUBTRAIL_ADMIN_TOKENS is not valid JSON: {exc}") from exc
+        if not isinstance(admin_tokens, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in admin_tokens.items()
+        ):
+            raise ConfigError("PUBTRAIL_ADMIN_TOKENS must be a JSON object mapping admin name to token")
         disabled = frozenset(
             s.strip() for s in env.get("PUBTRAIL_DISABLED_ISSUERS", "").split(",") if s.strip()
         )
@@ -69,6 +85,7 @@ class Settings:
             origin=env.get("PUBTRAIL_ORIGIN", cls.origin),
             signing_key_file=Path(key_file) if key_file else data_dir / "log-signing.key",
             admin_token=env.get("PUBTRAIL_ADMIN_TOKEN") or None,
+            admin_tokens=admin_tokens,
             dev=_bool(env.get("PUBTRAIL_DEV")),
             audience=env.get("PUBTRAIL_AUDIENCE", cls.audience),
             public_url=env.get("PUBTRAIL_PUBLIC_URL", cls.public_url).rstrip("/"),
@@ -81,6 +98,10 @@ class Settings:
             ),
             max_upload_size=int(_float(env, "PUBTRAIL_MAX_UPLOAD_SIZE", cls.max_upload_size)),
             jwks_refresh_cooldown=_float(env, "PUBTRAIL_JWKS_REFRESH_COOLDOWN", cls.jwks_refresh_cooldown),
+            header_timeout=_float(env, "PUBTRAIL_HEADER_TIMEOUT", cls.header_timeout),
+            body_chunk_timeout=_float(env, "PUBTRAIL_BODY_CHUNK_TIMEOUT", cls.body_chunk_timeout),
+            keep_alive_timeout=_float(env, "PUBTRAIL_KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
+            limit_concurrency=int(_float(env, "PUBTRAIL_LIMIT_CONCURRENCY", cls.limit_concurrency)),
         )
 
     @property
@@ -102,18 +123,42 @@ class Settings:
                 f"`pubtrail keygen --origin {self.origin} --out {self.key_file}` "
                 "or set PUBTRAIL_SIGNING_KEY_FILE"
             )
+        credentials = self.admin_credentials()
         if self.dev:
             return
-        if not self.admin_token:
+        if not credentials:
             raise ConfigError(
-                "PUBTRAIL_ADMIN_TOKEN is not set; generate one with "
+                "PUBTRAIL_ADMIN_TOKEN is not set (nor PUBTRAIL_ADMIN_TOKENS); generate one with "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
-        if len(self.admin_token) < MIN_ADMIN_TOKEN_LENGTH:
-            raise ConfigError(
-                f"PUBTRAIL_ADMIN_TOKEN is too short ({len(self.admin_token)} characters); "
-                f"use at least {MIN_ADMIN_TOKEN_LENGTH} random characters"
-            )
+        for name, token in credentials.items():
+            if len(token) < MIN_ADMIN_TOKEN_LENGTH:
+                variable = "PUBTRAIL_ADMIN_TOKEN" if name == "admin" else f"PUBTRAIL_ADMIN_TOKENS[{name!r}]"
+                raise ConfigError(
+                    f"{variable} is too short ({len(token)} characters); "
+                    f"use at least {MIN_ADMIN_TOKEN_LENGTH} random characters"
+                )
+
+    def admin_credentials(self) -> dict[str, str]:
+        """Admin name -> bearer token: `PUBTRAIL_ADMIN_TOKEN` is the admin named "admin",
+        `PUBTRAIL_ADMIN_TOKENS` names the others. The name is the `actor` of the log
+        entries their changes make. Raise ConfigError on a bad name or a shared token."""
+        credentials = dict(self.admin_tokens)
+        if self.admin_token:
+            if "admin" in credentials:
+                raise ConfigError('PUBTRAIL_ADMIN_TOKENS names "admin", the name of PUBTRAIL_ADMIN_TOKEN')
+            credentials["admin"] = self.admin_token
+        for name, token in credentials.items():
+            if not ADMIN_NAME.fullmatch(name):
+                raise ConfigError(
+                    f"PUBTRAIL_ADMIN_TOKENS: admin name {name!r} must be 1-64 letters, digits or ._@- "
+                    "starting with a letter or digit"
+                )
+            if not token:
+                raise ConfigError(f"PUBTRAIL_ADMIN_TOKENS: admin {name!r} has an empty token")
+        if len(set(credentials.values())) != len(credentials):
+            raise ConfigError("PUBTRAIL_ADMIN_TOKENS: two admins share one token, so the log could not tell them apart")
+        return credentials
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)

@@ -11,8 +11,25 @@ the same leaf hash. Every entry has `kind`, `v` (schema version, 1) and
     upload     a release file accepted: its hashes, the upload token's id, the
                log index of the exchange that minted it, the publisher identity
     publisher  a trusted publisher added to or removed from a project, by whom
+    revocation an upload token revoked before its expiry: which token, the
+               exchange that minted it, by whom, and why
 
 Never a raw OIDC token, never an upload token's secret.
+
+Which "project" is which. In `publisher` entries the top-level `project` is
+always the index (PyPI) project the publisher was registered under, in
+normalized form; the publisher's own configuration is the separate `config`
+object, where GitLab and ActiveState publishers have a `project` field of
+their own (the GitLab or ActiveState project). This has held for every
+`publisher` entry ever logged, so a reader of old entries tells them apart
+the same way. Exchange and upload entries name index projects only
+(`projects`, `project`); provider-side names live in `claims` / `publisher`.
+
+How the format evolves. An entry's bytes are never rewritten: the leaf hash
+of every logged entry stays valid forever. A new kind (as `revocation` was)
+is added without touching the others; a change to an existing kind's fields
+gets a new `v` for that kind, and `decode` keeps accepting every earlier
+version of every kind.
 """
 
 from __future__ import annotations
@@ -93,7 +110,18 @@ class PublisherEntry(Entry):
     actor: str
 
 
-KINDS: dict[str, type[Entry]] = {cls.kind: cls for cls in (ExchangeEntry, UploadEntry, PublisherEntry)}
+@dataclass(frozen=True)
+class RevocationEntry(Entry):
+    kind: ClassVar[str] = "revocation"
+    token_id: str
+    exchange_index: int  # the log index of the exchange that minted the token
+    actor: str
+    reason: str | None
+
+
+KINDS: dict[str, type[Entry]] = {
+    cls.kind: cls for cls in (ExchangeEntry, UploadEntry, PublisherEntry, RevocationEntry)
+}
 
 
 def decode(data: bytes) -> Entry:

@@ -29,6 +29,17 @@ class Metrics:
             "pubtrail_token_exchanges", "Token exchanges by result code", ["result"], registry=r
         )
         self.uploads = Counter("pubtrail_uploads", "Upload requests by result", ["result"], registry=r)
+        self.http_refusals = Counter(
+            "pubtrail_http_refusals",
+            "Requests refused at the HTTP edge (body too large, body chunk timeout)",
+            ["reason"],
+            registry=r,
+        )
+        self.failed_exchange_audit_dropped = Counter(
+            "pubtrail_failed_exchange_audit_dropped",
+            "Refused token exchanges not written to the failure audit table (rate limit)",
+            registry=r,
+        )
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

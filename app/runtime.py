@@ -29,6 +29,7 @@ from app.services.exchange import TokenExchange
 from app.services.log import Log
 from app.services.log_reader import LogReader
 from app.services.publishers import Publishers
+from app.services.token_admin import TokenAdmin
 from app.services.upload_tokens import UploadTokens
 from app.services.uploads import Uploads
 from app.storage.db import make_engine
@@ -47,6 +48,7 @@ class Runtime:
     publishers: Publishers
     exchange: TokenExchange
     tokens: UploadTokens
+    token_admin: TokenAdmin
     blobs: BlobStore
     uploads: Uploads
     dev_issuer: DevIssuer | None = None
@@ -121,6 +123,7 @@ def build_runtime(
         publishers=publishers,
         exchange=exchange,
         tokens=tokens,
+        token_admin=TokenAdmin(engine, log, clock),
         blobs=blobs,
         uploads=uploads,
         dev_issuer=dev_issuer,

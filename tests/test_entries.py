@@ -6,7 +6,16 @@ import json
 
 import pytest
 
-from app.entries import EntryError, ExchangeEntry, PublisherEntry, UploadEntry, decode, parse_rfc3339, rfc3339
+from app.entries import (
+    EntryError,
+    ExchangeEntry,
+    PublisherEntry,
+    RevocationEntry,
+    UploadEntry,
+    decode,
+    parse_rfc3339,
+    rfc3339,
+)
 
 
 def _upload() -> UploadEntry:
@@ -41,6 +50,8 @@ def test_encoding_is_canonical_json():
             jti=None, publisher_id="p", projects=["a", "b"], token_id="t", token_expires=rfc3339(900),
         ),
         PublisherEntry(time=rfc3339(5), action="add", project="x", publisher_id="p", provider="google", config={"email": "a@b"}, actor="admin"),
+        RevocationEntry(time=rfc3339(6), token_id="t", exchange_index=3, actor="alice", reason=None),
+        RevocationEntry(time=rfc3339(6), token_id="t", exchange_index=3, actor="alice", reason="leaked in a build log"),
     ],
 )
 def test_decode_round_trips(entry):

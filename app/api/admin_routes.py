@@ -1,34 +1,70 @@
-"""Admin API: trusted publishers and upload tokens. Bearer-authenticated."""
+"""Admin API: trusted publishers and upload tokens. Bearer-authenticated.
+
+Every route authenticates from the headers before it reads a byte of the
+body, so a caller without the admin token can make pubtrail neither buffer
+nor parse anything. Each admin token has a name (`Settings.admin_credentials`);
+that name is the `actor` of the log entries its changes make.
+"""
 
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 
 from app.api.deps import RuntimeDep
-from app.errors import NotFound, Unauthorized
+from app.errors import BadRequest, Unauthorized
 from app.services.publishers import parse_publisher
 
 
 def require_admin(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The admin's name for log entries; 401 unless the bearer token matches."""
-    expected = runtime.settings.admin_token
+    """The admin's name for log entries; 401 unless the bearer token is one of the admins'."""
     scheme, _, presented = (authorization or "").partition(" ")
-    if not expected or scheme.lower() != "bearer" or not presented:
+    if scheme.lower() != "bearer" or not presented.strip():
         raise Unauthorized("admin routes need Authorization: Bearer <admin token>")
-    if not hmac.compare_digest(presented.strip().encode(), expected.encode()):
+    candidate = presented.strip().encode()
+    matched = None
+    # every token is compared, so the time taken does not say which admin's token came closest
+    for name, token in runtime.settings.admin_credentials().items():
+        if hmac.compare_digest(candidate, token.encode()) and matched is None:
+            matched = name
+    if matched is None:
         raise Unauthorized("the admin token is not valid")
-    return "admin"
+    return matched
 
 
 AdminDep = Annotated[str, Depends(require_admin)]
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
 
+async def _json_body(request: Request, *, required: bool) -> Any:
+    """The request's JSON body, read only now (after authentication); None when empty and optional."""
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise BadRequest("the request body must be a JSON object")
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest("the request body is not valid JSON") from exc
+
+
+def _json_object_body(example: dict, *, required: bool) -> dict:
+    """OpenAPI text for a JSON object body that the handler reads itself."""
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": {"type": "object"}, "example": example}},
+        }
+    }
+
+
 @router.get("/projects/{project}/publishers", summary="List a project's trusted publishers")
 def list_publishers(project: str, runtime: RuntimeDep, _admin: AdminDep) -> dict:
+    """404 when the project has no files and never had a publisher."""
     return {"publishers": [p.to_json() for p in runtime.publishers.list(project)]}
 
 
@@ -36,13 +72,19 @@ def list_publishers(project: str, runtime: RuntimeDep, _admin: AdminDep) -> dict
     "/projects/{project}/publishers",
     status_code=201,
     summary="Register a trusted publisher (logged)",
-    description='e.g. `{"provider": "github", "repository": "owner/repo", "repository_owner_id": "12345", '
-    '"workflow": "release.yml", "environment": "pypi"}`. Answers with the publisher and the log receipt.',
+    description="The body is the provider and its fields, e.g. "
+    '`{"provider": "github", "repository": "owner/repo", "repository_owner_id": "12345", '
+    '"workflow": "release.yml", "environment": "pypi"}` or '
+    '`{"provider": "gitlab", "namespace": "group", "project": "repo", "workflow_filepath": ".gitlab-ci.yml"}` '
+    "(there `project` is the GitLab project; the index project is the one in the path). "
+    "Answers with the publisher (its provider fields under `config`) and the log receipt.",
+    openapi_extra=_json_object_body(
+        {"provider": "github", "repository": "owner/repo", "repository_owner_id": "12345", "workflow": "release.yml"},
+        required=True,
+    ),
 )
-async def add_publisher(
-    project: str, runtime: RuntimeDep, admin: AdminDep, body: Annotated[Any, Body()] = None
-) -> dict:
-    publisher = parse_publisher(body)
+async def add_publisher(project: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> dict:
+    publisher = parse_publisher(await _json_body(request, required=True))
     registered, receipt = await runtime.publishers.add(project, publisher, admin)
     return {"publisher": registered.to_json(), "receipt": receipt.to_json()}
 
@@ -53,8 +95,25 @@ async def remove_publisher(project: str, publisher_id: str, runtime: RuntimeDep,
     return {"publisher": removed.to_json(), "receipt": receipt.to_json()}
 
 
-@router.post("/tokens/{token_id}/revoke", summary="Revoke an upload token")
-def revoke_token(token_id: str, runtime: RuntimeDep, _admin: AdminDep) -> dict:
-    if not runtime.tokens.revoke(token_id, runtime.clock()):
-        raise NotFound(f"no live upload token {token_id}")
-    return {"revoked": token_id}
+@router.get(
+    "/publishers/{publisher_id}/tokens",
+    summary="List the live upload tokens minted through a trusted publisher",
+    description="Tokens neither revoked nor expired, oldest first, each with the log index of its exchange.",
+)
+def live_tokens(publisher_id: str, runtime: RuntimeDep, _admin: AdminDep) -> dict:
+    return {"tokens": [t.to_json() for t in runtime.token_admin.live_tokens(publisher_id)]}
+
+
+@router.post(
+    "/tokens/{token_id}/revoke",
+    summary="Revoke an upload token (logged)",
+    description='Optional body `{"reason": "..."}` (at most 1000 characters), recorded in the `revocation` '
+    "entry. Answers with the log receipt; 404 for a token that is unknown, already revoked or expired.",
+    openapi_extra=_json_object_body({"reason": "the workflow's repository was compromised"}, required=False),
+)
+async def revoke_token(token_id: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> dict:
+    body = await _json_body(request, required=False)
+    if body is not None and (not isinstance(body, dict) or set(body) - {"reason"}):
+        raise BadRequest('the request body must be a JSON object with at most a "reason" field')
+    receipt = await runtime.token_admin.revoke(token_id, admin, (body or {}).get("reason"))
+    return {"revoked": token_id, "receipt": receipt.to_json()}

@@ -10,11 +10,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from app.api.deps import RuntimeDep
-from app.oidc.errors import InvalidPayload, OIDCError
+from app.oidc.errors import OIDCError
 
 router = APIRouter(tags=["trusted publishing"])
-
-MAX_BODY = 64 * 1024
 
 
 @router.get("/_/oidc/audience", summary="The audience OIDC tokens must be minted for")
@@ -25,16 +23,17 @@ def audience(runtime: RuntimeDep) -> dict:
 @router.post(
     "/_/oidc/mint-token",
     summary="Exchange an OIDC identity token for a short-lived upload token",
-    description='Body `{"token": "<OIDC JWT>"}`. Success: `{"success": true, "token": ..., "expires": <unix>}`. '
+    description='Body `{"token": "<OIDC JWT>"}`. Success: `{"success": true, "token": ..., "expires": <unix>, '
+    '"receipt": <the exchange entry\'s log receipt>}`. '
     'Failure: 422 `{"message": "Token request failed", "errors": [{"code": ..., "description": ...}]}` '
     "with codes invalid-payload, invalid-token, invalid-reuse-token, invalid-publisher, not-enabled.",
 )
 async def mint_token(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    # The body is at most 64 KiB: app.api.body_limit refuses larger ones
+    # (with this route's 422 invalid-payload shape) before they are read.
     body = await request.body()
     try:
-        if len(body) > MAX_BODY:
-            raise InvalidPayload("the request body is too large")
-        minted = await runtime.exchange.mint(body)
+        minted = await runtime.exchange.mint(body, request.client.host if request.client else None)
     except OIDCError as exc:
         return JSONResponse(
             {
@@ -43,7 +42,10 @@ async def mint_token(request: Request, runtime: RuntimeDep) -> JSONResponse:
             },
             status_code=422,
         )
-    return JSONResponse({"success": True, "token": minted.token, "expires": minted.expires})
+    # `receipt` rides beside PyPI's fields, which clients read and ignore the rest
+    return JSONResponse(
+        {"success": True, "token": minted.token, "expires": minted.expires, "receipt": minted.receipt.to_json()}
+    )
 
 
 @router.get("/_/dev/oidc/.well-known/openid-configuration", include_in_schema=False)

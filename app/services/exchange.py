@@ -11,8 +11,12 @@ Steps (any failure raises an `OIDCError` carrying PyPI's error code):
    and record the exchange, its claims (for blast-radius queries) and the
    upload token's hash.
 
-Only then is the token returned. Failures are counted and kept in a bounded
-audit table, never in the log.
+Only then is the token returned, with the exchange entry's receipt.
+
+Failures are counted in metrics and kept in a bounded audit table, never in
+the log. Refused exchanges need no credentials, so the audit rows they cost
+are rate-limited per client address and overall (FAILURE_AUDIT_*); the rest
+are only counted (`pubtrail_failed_exchange_audit_dropped_total`).
 """
 
 from __future__ import annotations
@@ -34,11 +38,17 @@ from app.oidc.providers import identity_claims
 from app.oidc.publishers import lookup_keys, select_publisher
 from app.oidc.verifier import TokenVerifier, VerifiedToken
 from app.services.log import Log
+from app.sequencer import Receipt
 from app.services.publishers import Publishers
+from app.services.rate_limit import RateLimiter
 from app.services.upload_tokens import new_token, store_token
 from app.storage.tables import Exchange, ExchangeClaim, FailedExchange, UsedJti
 
 FAILED_EXCHANGES_KEPT = 10_000
+#: failure audit rows per second (and burst) one client address may cause
+FAILURE_AUDIT_PER_CLIENT = (1.0, 10)
+#: failure audit rows per second (and burst) all clients together may cause
+FAILURE_AUDIT_TOTAL = (20.0, 100)
 _used_jti = UsedJti.__table__
 _exchange = Exchange.__table__
 _claims = ExchangeClaim.__table__
@@ -61,7 +71,7 @@ class MintedToken:
     token: str
     expires: int
     token_id: str
-    log_index: int
+    receipt: Receipt
 
 
 class TokenExchange:
@@ -82,17 +92,23 @@ class TokenExchange:
         self.metrics = metrics
         self.clock = clock
         self.token_lifetime = token_lifetime
+        self._audit_per_client = RateLimiter(*FAILURE_AUDIT_PER_CLIENT, clock=clock)
+        self._audit_total = RateLimiter(*FAILURE_AUDIT_TOTAL, clock=clock)
 
-    async def mint(self, body: bytes) -> MintedToken:
-        """Run the exchange for a raw request body; raise OIDCError on refusal."""
+    async def mint(self, body: bytes, client: str | None = None) -> MintedToken:
+        """Run the exchange for a raw request body from `client` (its address, for
+        rate-limiting the failure audit); raise OIDCError on refusal."""
         raw_token = None
         try:
             raw_token = _token_from_body(body)
             minted = await self._mint(raw_token)
         except OIDCError as exc:
             self.metrics.exchanges.labels(exc.code).inc()
-            # a database write: off the event loop, which must not wait on a busy database
-            await asyncio.to_thread(self._record_failure, exc, *_peek(raw_token))
+            if self._audit_per_client.allow(client) and self._audit_total.allow():
+                # a database write: off the event loop, which must not wait on a busy database
+                await asyncio.to_thread(self._record_failure, exc, *_peek(raw_token))
+            else:
+                self.metrics.failed_exchange_audit_dropped.inc()
             raise
         self.metrics.exchanges.labels("success").inc()
         return minted
@@ -100,7 +116,9 @@ class TokenExchange:
     async def _mint(self, raw_token: str) -> MintedToken:
         now = self.clock()
         verified = await self.verifier.verify(raw_token, now)
-        candidates = self.publishers.candidates(lookup_keys(verified.provider, verified.claims))
+        candidates = await asyncio.to_thread(
+            self.publishers.candidates, lookup_keys(verified.provider, verified.claims)
+        )
         by_identity = {c.id: c.publisher() for c in candidates}
         chosen = select_publisher(by_identity.values(), verified.claims)
         chosen_id = next(pid for pid, publisher in by_identity.items() if publisher is chosen)
@@ -143,7 +161,7 @@ class TokenExchange:
             store_token(conn, token, projects, index)
 
         receipt = await self.log.append(entry.encode(), kind=entry.kind, projection=project_rows)
-        return MintedToken(token.value, token.expires_at, token.token_id, receipt.index)
+        return MintedToken(token.value, token.expires_at, token.token_id, receipt)
 
     def _record_failure(self, exc: OIDCError, issuer: str | None, repository: str | None) -> None:
         with self.engine.begin() as conn:

@@ -7,6 +7,7 @@ id, and a token minted for it covers both projects, as on PyPI.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.oidc.publishers import Publisher, PublisherConfigError, publisher_from_config
 from app.sequencer import Receipt
 from app.services.log import Log
+from app.storage.tables import Project as ProjectRow
 from app.storage.tables import Publisher as PublisherRow
 
 _table = PublisherRow.__table__
@@ -43,11 +45,13 @@ class RegisteredPublisher:
     added_log_index: int
 
     def to_json(self) -> dict[str, Any]:
+        """`project` is the index project; the provider's own fields (a GitLab or
+        ActiveState publisher has a `project` of its own) stay inside `config`."""
         return {
             "id": self.id,
             "project": self.project,
             "provider": self.provider,
-            **self.config,
+            "config": dict(self.config),
             "added_at": rfc3339(self.added_at),
             "added_by": self.added_by,
             "log_index": self.added_log_index,
@@ -130,8 +134,7 @@ class Publishers:
     async def remove(self, project: str, pid: str, actor: str) -> tuple[RegisteredPublisher, Receipt]:
         """Remove a registered publisher; NotFound if it is not active for `project`."""
         project = project_name(project)
-        with self.engine.connect() as conn:
-            current = _active(conn, project, pid)
+        current = await asyncio.to_thread(self._active, project, pid)
         if current is None:
             raise NotFound(f"no trusted publisher {pid} for project {project}")
         now = int(self.clock())
@@ -159,8 +162,12 @@ class Publishers:
         return receipt.projected, receipt
 
     def list(self, project: str) -> list[RegisteredPublisher]:
+        """The publishers active for `project`; NotFound for a project that has
+        neither files nor any publisher history (most likely a typo)."""
         project = project_name(project)
         with self.engine.connect() as conn:
+            if not _known_project(conn, project):
+                raise NotFound(f"no project {project}: it has no files and never had a trusted publisher")
             rows = conn.execute(
                 select(_table)
                 .where(_table.c.project == project, _table.c.removed_at.is_(None))
@@ -168,11 +175,23 @@ class Publishers:
             ).all()
         return [_registered(row) for row in rows]
 
+    def _active(self, project: str, pid: str) -> RegisteredPublisher | None:
+        with self.engine.connect() as conn:
+            return _active(conn, project, pid)
+
     def candidates(self, lookup_keys: list[str]) -> list[RegisteredPublisher]:
         """Active publishers stored under any of `lookup_keys` (one indexed query)."""
         with self.engine.connect() as conn:
             rows = conn.execute(_CANDIDATES, {"keys": lookup_keys}).all()
         return [_registered(row) for row in rows]
+
+
+def _known_project(conn: Connection, project: str) -> bool:
+    projects = ProjectRow.__table__
+    return (
+        conn.execute(select(projects.c.name).where(projects.c.name == project)).first() is not None
+        or conn.execute(select(_table.c.row_id).where(_table.c.project == project).limit(1)).first() is not None
+    )
 
 
 def _active(conn: Connection, project: str, pid: str) -> RegisteredPublisher | None:

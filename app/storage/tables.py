@@ -5,7 +5,7 @@ Two groups:
 * the log itself (`LogState`, `LogEntry`, `LogTile`, `SignedCheckpoint`): the
   source of truth, enough to rebuild everything else;
 * projections of log entries (`Publisher`, `Exchange`, `ExchangeClaim`,
-  `UploadToken`, `Project`, `ReleaseFile`) and operational state that is not
+  `UploadToken`, `TokenRevocation`, `Project`, `ReleaseFile`) and operational state that is not
   logged (`UsedJti`, `FailedExchange`).
 
 Times are integer Unix seconds (UTC): portable between SQLite and PostgreSQL
@@ -136,6 +136,22 @@ class UploadToken(SQLModel, table=True):
     projects: str = Field(sa_column=Column(Text, nullable=False))
     expires_at: int = Field(sa_column=_bigint(index=True))
     revoked_at: Optional[int] = Field(default=None, sa_column=_bigint(nullable=True))
+
+
+class TokenRevocation(SQLModel, table=True):
+    """An upload token revoked before its expiry, from its `revocation` entry.
+
+    The token's own row gets `revoked_at` in the same transaction; this row
+    says who revoked it, why, and where in the log that is recorded.
+    """
+
+    __tablename__ = "token_revocation"
+
+    token_id: str = Field(primary_key=True)
+    revoked_at: int = Field(sa_column=_bigint())
+    revoked_by: str
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    log_index: int = Field(sa_column=_bigint(unique=True))
 
 
 class Project(SQLModel, table=True):

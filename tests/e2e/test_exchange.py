@@ -72,7 +72,7 @@ def test_duplicate_publisher_is_409_and_remove_is_logged(service):
     pid = added["publisher"]["id"]
     again = service.client.post(
         "/api/v1/projects/sampleproject/publishers",
-        json={k: v for k, v in added["publisher"].items() if k in ("provider", "repository", "repository_owner_id", "workflow", "environment")},
+        json={"provider": added["publisher"]["provider"], **added["publisher"]["config"]},
         headers=service.admin,
     )
     assert again.status_code == 409
@@ -96,11 +96,13 @@ def test_successful_exchange_is_logged_without_any_token(service):
     response = service.mint(oidc_token)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"success", "token", "expires"} and body["success"] is True
+    assert set(body) == {"success", "token", "expires", "receipt"} and body["success"] is True
     assert body["expires"] == int(service.clock()) + 15 * 60
     assert service.log_size() == 3
     entry, raw = _entry(service, 2)
     assert entry["kind"] == "exchange"
+    assert body["receipt"]["index"] == 2
+    service.verify_receipt(body["receipt"], raw)
     assert entry["issuer"] == GITHUB_ISSUER and entry["provider"] == "github" and entry["kid"] == "rsa-1"
     assert entry["claims"]["repository"] == "octo-org/sampleproject"
     assert entry["claims"]["repository_owner_id"] == "65432"
@@ -181,6 +183,7 @@ def test_every_failure_code_leaves_the_log_alone(service):
     service.add_github_publisher()
     size = service.log_size()
     for name, (body, expected) in _failure_cases(service).items():
+        service.clock.value += 1  # one failure audit row per second per client is kept without sampling
         response = service.client.post(
             "/_/oidc/mint-token", content=body, headers={"Content-Type": "application/json"}
         )
