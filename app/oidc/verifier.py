@@ -10,7 +10,10 @@ an :mod:`app.oidc.errors` error. It checks, in order:
 5. signature, exact ``iss``, a single ``aud`` equal to
    ours, required claims present                      -> InvalidToken
 6. ``exp``, ``iat`` (required) and ``nbf`` (if present)
-   against the injected ``now`` with ``leeway``       -> InvalidToken
+   are numbers in range; checked against the injected
+   ``now`` with ``leeway``; the token lives at most
+   ``MAX_TOKEN_LIFETIME`` and expires at most that far
+   ahead of ``now``                                   -> InvalidToken
 7. ``jti`` present where the provider sends one       -> InvalidToken
 
 The verifier never reads the clock: ``now`` (unix seconds) is an argument.
@@ -38,6 +41,19 @@ ALLOWED_ALGORITHMS = {"RS256": "RSA", "ES256": "EC"}
 #: Tokens are short strings; anything far larger is refused unparsed.
 MAX_TOKEN_LENGTH = 16 * 1024
 
+#: Longest accepted token lifetime (``exp - iat``), and farthest ``exp`` ahead
+#: of ``now`` (plus leeway). The CI providers issue tokens for minutes (GitHub
+#: Actions: 5 minutes) up to an hour (Google); GitLab's last as long as the
+#: job's timeout, one hour by default. A day leaves room for long GitLab jobs
+#: while refusing tokens that are not short-lived at all, and it bounds how
+#: long a token's ``jti`` must be remembered to refuse its replay.
+MAX_TOKEN_LIFETIME = 24 * 3600
+
+#: Time claims outside [0, this] (9999-12-31T23:59:59Z) are refused outright,
+#: before any arithmetic: they are not dates of a token issued today, and
+#: larger values overflow the 64-bit integers they are stored as.
+MAX_NUMERIC_DATE = 253_402_300_799
+
 
 @dataclass(frozen=True)
 class VerifiedToken:
@@ -58,10 +74,13 @@ class VerifiedToken:
 
 
 def _numeric_date(claims: dict[str, Any], name: str) -> float:
+    """The claim as a finite number of seconds in [0, MAX_NUMERIC_DATE]; else InvalidToken."""
     value = claims[name]
     # bool is an int subclass; RFC 7519 NumericDate is a JSON number.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidToken(f"the {name} claim is not a number")
+    if not 0 <= value <= MAX_NUMERIC_DATE:
+        raise InvalidToken(f"the {name} claim is not a plausible date")
     return float(value)
 
 
@@ -174,15 +193,20 @@ class TokenVerifier:
         # 6. Time, against the injected clock.
         expires_at = _numeric_date(claims, "exp")
         issued_at = _numeric_date(claims, "iat")
+        not_before = _numeric_date(claims, "nbf") if claims.get("nbf") is not None else None
         if expires_at <= now - self._leeway:
             raise InvalidToken("the OIDC token has expired")
         if issued_at > now + self._leeway:
             raise InvalidToken("the OIDC token was issued in the future (iat)")
         if expires_at <= issued_at:
             raise InvalidToken("the OIDC token expires before it was issued")
-        if "nbf" in claims and claims["nbf"] is not None:
-            if _numeric_date(claims, "nbf") > now + self._leeway:
-                raise InvalidToken("the OIDC token is not valid yet (nbf)")
+        if expires_at - issued_at > MAX_TOKEN_LIFETIME or expires_at > now + self._leeway + MAX_TOKEN_LIFETIME:
+            raise InvalidToken(
+                f"the OIDC token lives too long: at most {MAX_TOKEN_LIFETIME // 3600} hours "
+                "are accepted (exp, iat)"
+            )
+        if not_before is not None and not_before > now + self._leeway:
+            raise InvalidToken("the OIDC token is not valid yet (nbf)")
 
         # 7. jti: required (and a non-empty string) where the provider sends it.
         jti = claims.get("jti")

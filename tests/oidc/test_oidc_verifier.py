@@ -274,6 +274,61 @@ def test_time_claims_must_be_numbers(issuer, make_verifier):
         expect(InvalidToken, verifier, issuer.sign(issuer.github_claims(now=NOW, **bad)))
 
 
+DAY = 24 * 3600
+YEAR = 365 * DAY
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"exp": 10**19},  # past the 64-bit integers it is stored as
+        {"exp": 1e300},
+        {"exp": float("inf")},
+        {"exp": -(10**19)},
+        {"iat": -(10**19)},
+        {"iat": -1},
+        {"iat": 1e300},
+        {"nbf": 10**19},
+        {"nbf": -1e300},
+        {"exp": True},
+        {"iat": False},
+        {"nbf": True},
+        {"exp": "2030-01-01"},
+        {"iat": "now"},
+        {"exp": [NOW + 300]},
+        {"exp": NOW + 10 * YEAR},  # a ten-year token issued now
+        {"iat": NOW - 10 * YEAR, "nbf": NOW - 10 * YEAR},  # a ten-year token about to expire
+        {"exp": NOW + DAY + 31, "iat": NOW + 30, "nbf": NOW + 30},  # a day, but expires too far ahead
+        {"exp": NOW + DAY + 1},  # a day and a second
+    ],
+)
+def test_time_claims_out_of_range_or_too_long_lived_are_invalid_token(issuer, make_verifier, bad):
+    verifier, _ = make_verifier()
+    err = expect(InvalidToken, verifier, issuer.sign(issuer.github_claims(now=NOW, **bad)))
+    assert err.code == "invalid-token"
+
+
+@pytest.mark.parametrize(
+    "claims, now",
+    [
+        ({"exp": NOW + DAY}, NOW),  # exactly the longest lifetime
+        ({"exp": NOW + DAY, "iat": NOW, "nbf": None}, NOW - 30),  # issued within leeway of our clock
+        ({"exp": NOW + 300.5, "iat": NOW + 0.25, "nbf": NOW + 0.25}, NOW),  # fractional seconds
+    ],
+)
+def test_tokens_of_up_to_a_day_verify(issuer, make_verifier, claims, now):
+    verifier, _ = make_verifier()
+    result = verify(verifier, issuer.sign(issuer.github_claims(now=NOW, **claims)), now=now)
+    assert result.expires_at == int(claims["exp"])
+
+
+def test_long_lived_token_is_refused_with_frozen_wall_clock(issuer, make_verifier):
+    verifier, _ = make_verifier()
+    with freeze_time("2031-03-04 05:06:07"):
+        token = issuer.sign(issuer.github_claims(now=time.time(), lifetime=10 * YEAR))
+        expect(InvalidToken, verifier, token, now=time.time(), match="lives too long")
+
+
 def test_expires_before_issued(issuer, make_verifier):
     verifier, _ = make_verifier()
     expect(InvalidToken, verifier, issuer.sign(issuer.github_claims(now=NOW, exp=NOW - 1)), now=NOW - 5)
