@@ -7,14 +7,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import admin_routes, legacy_routes, log_routes, oidc_routes, ops_routes, simple_routes
+from app.api import admin_routes, home_routes, legacy_routes, log_routes, oidc_routes, ops_routes, simple_routes
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.errors import install_error_handlers
+from app.api.methods import MethodsMiddleware
 from app.runtime import Runtime
 
 
 def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     """An app serving `runtime`; its lifespan starts and stops the sequencer
-    and, with `jobs`, the periodic jobs of app.jobs."""
+    and, with `jobs`, the periodic jobs of app.jobs.
+
+    Every request first passes the body limits and chunk timeout of
+    app.api.body_limit, and HEAD/Allow handling of app.api.methods."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -36,9 +41,20 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
         version=__version__,
         description="Trusted-publishing front and RFC 9162 transparency log for Python package indexes.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    refusals = runtime.metrics.http_refusals
+    app.add_middleware(
+        BodyLimitMiddleware,
+        chunk_timeout=runtime.settings.body_chunk_timeout or None,
+        on_refuse=lambda reason: refusals.labels(reason).inc(),
+    )
+    app.add_middleware(MethodsMiddleware, routes=lambda: app.routes)
+    home_routes.install_docs(app)
+    app.include_router(home_routes.router)
     app.include_router(log_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(admin_routes.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from app import tlog
@@ -28,10 +28,15 @@ def checkpoint(reader: ReaderDep) -> Response:
     "/tile/{tile_path:path}",
     summary="tlog-tiles hash tile or entry bundle",
     description="`tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, as C2SP tlog-tiles. "
-    "Full tiles are immutable; partial ones are cached briefly. 404 until the log reaches a tile.",
+    "Full tiles are immutable; partial ones are cached briefly. 404 until the log reaches a tile, "
+    "and for any percent-encoded path: each tile has exactly one URL.",
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def tile(tile_path: str, reader: ReaderDep) -> Response:
+def tile(tile_path: str, request: Request, reader: ReaderDep) -> Response:
+    # Tile paths are plain ASCII; `%2F` would otherwise decode into a second
+    # URL for the same tile (caches and the strict-path promise care).
+    if b"%" in request.scope.get("raw_path", b""):
+        raise NotFound("not a tile path: tile paths are never percent-encoded")
     try:
         parsed = tlog.parse_tile_path("tile/" + tile_path)
     except tlog.TilePathError as exc:

@@ -3,7 +3,9 @@
 ``/simple/`` and ``/simple/{project}/`` answer in the format the Accept
 header asks for (``choose_simple_format``; 406 if none fits), with
 ``Vary: Accept``. A project name that is not normalized, or a URL without
-its trailing slash, is redirected (301) to the normalized URL, as PyPI does.
+its trailing slash, is redirected (301) to the normalized URL, as PyPI does;
+a name that cannot be a project name (PEP 508) is 404 without a redirect,
+so a Location never carries characters a client would re-encode into a loop.
 Files live at ``/files/{sha256}/{filename}``: content-addressed, so cached
 forever.
 """
@@ -11,11 +13,13 @@ forever.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse
 
 from app.api.deps import RuntimeDep
+from app.api.methods import HeadAwareFileResponse
 from app.distributions.simple import NotAcceptable, choose_simple_format, render_index, render_project
-from app.distributions.validate import normalize_project_name
+from app.distributions.errors import UploadError
+from app.distributions.validate import normalize_project_name, validate_project_name
 from app.errors import NotFound
 
 router = APIRouter(tags=["pypi"])
@@ -31,6 +35,13 @@ def _negotiated(request: Request, render) -> Response:
     return Response(render(fmt), media_type=fmt, headers={"Vary": "Accept"})
 
 
+def _check_name(project: str) -> None:
+    try:
+        validate_project_name(project)
+    except UploadError:
+        raise NotFound(f"no project named {project[:100]!r}: not a valid project name") from None
+
+
 @router.get("/simple", include_in_schema=False)
 def simple_index_without_slash() -> Response:
     return RedirectResponse("/simple/", status_code=301)
@@ -44,11 +55,13 @@ def simple_index(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.get("/simple/{project}", include_in_schema=False)
 def simple_project_without_slash(project: str) -> Response:
+    _check_name(project)
     return RedirectResponse(f"/simple/{normalize_project_name(project)}/", status_code=301)
 
 
 @router.get("/simple/{project}/", summary="A project's files (PEP 503 / PEP 691)")
 def simple_project(project: str, request: Request, runtime: RuntimeDep) -> Response:
+    _check_name(project)
     normalized = normalize_project_name(project)
     if project != normalized:
         return RedirectResponse(f"/simple/{normalized}/", status_code=301)
@@ -67,4 +80,4 @@ def download(sha256: str, filename: str, runtime: RuntimeDep) -> Response:
     path = runtime.uploads.stored_file(sha256, filename)
     if path is None:
         raise NotFound(f"no file {filename!r} with sha256 {sha256}")
-    return FileResponse(path, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE})
+    return HeadAwareFileResponse(path, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE})
