@@ -17,9 +17,10 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from app.distributions.blobs import BlobStore
+from app.distributions.errors import HELP_PATH
 from app.keys import load_key
 from app.metrics import Metrics
-from app.oidc.dev_issuer import DevIssuer
+from app.oidc.dev_issuer import DEV_ISSUER_PATH, KEY_FILE_NAME, DevIssuer
 from app.oidc.jwks import JWKSCache, Fetcher, httpx_fetcher
 from app.oidc.providers import IssuerRegistry
 from app.oidc.verifier import TokenVerifier
@@ -34,8 +35,6 @@ from app.services.upload_tokens import UploadTokens
 from app.services.uploads import Uploads
 from app.storage.db import make_engine
 from app.storage.log_store import LogStore, create_schema
-
-DEV_ISSUER_PATH = "/_/dev/oidc"
 
 
 @dataclass
@@ -76,7 +75,7 @@ def build_runtime(
     engine = make_engine(settings.effective_database_url)
     create_schema(engine)
     store = LogStore(engine)
-    signer, verifier = load_key(settings.key_file)
+    signer, verifier = load_key(settings.key_file, settings.origin)
     metrics = Metrics()
     sequencer = Sequencer(
         store,
@@ -89,7 +88,7 @@ def build_runtime(
         on_batch=metrics.observe_batch,
     )
     sequencer.initialize()
-    reader = LogReader(store, verifier.key_string, settings.origin)
+    reader = LogReader(store, verifier.key_string, settings.origin, metrics=metrics)
     metrics.log_size.set(reader.latest().size)
     log = Log(sequencer, reader, metrics)
 
@@ -112,7 +111,8 @@ def build_runtime(
     make_private_dir(settings.data_dir / "files")
     blobs = BlobStore(settings.data_dir / "files")
     uploads = Uploads(
-        engine, log, tokens, blobs, metrics, clock, max_upload_size=settings.max_upload_size
+        engine, log, tokens, blobs, metrics, clock, max_upload_size=settings.max_upload_size,
+        help_url=settings.public_url + HELP_PATH,
     )
     return Runtime(
         settings=settings,
@@ -132,7 +132,7 @@ def build_runtime(
 
 def dev_issuer_for(settings: Settings) -> DevIssuer:
     """The development-mode issuer, its key kept in the data folder across restarts."""
-    key_file = settings.data_dir / "dev-oidc.pem"
+    key_file = settings.data_dir / KEY_FILE_NAME
     if key_file.exists():
         return DevIssuer(settings.public_url + DEV_ISSUER_PATH, key_file.read_bytes())
     issuer = DevIssuer(settings.public_url + DEV_ISSUER_PATH)

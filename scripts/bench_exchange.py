@@ -99,7 +99,7 @@ def main() -> None:
                 headers={"Authorization": f"Bearer {ADMIN}"},
             )
             response.raise_for_status()
-            settings = Settings(data_dir=data_dir, dev=True)
+            settings = Settings(data_dir=data_dir, dev=True, public_url=url)  # serve names its issuer after its port
             issuer = dev_issuer_for(settings)
             now = time.time()
             claims = github_claims("bench/project", "7", "release.yml")

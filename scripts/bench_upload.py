@@ -90,7 +90,7 @@ def setup(url: str, data_dir: Path) -> str:
         json={"provider": "github", "repository": "bench/project", "repository_owner_id": "7", "workflow": "release.yml"},
         headers={"Authorization": f"Bearer {ADMIN}"},
     ).raise_for_status()
-    issuer = dev_issuer_for(Settings(data_dir=data_dir, dev=True))
+    issuer = dev_issuer_for(Settings(data_dir=data_dir, dev=True, public_url=url))  # serve names its issuer after its port
     oidc = issuer.mint(github_claims("bench/project", "7", "release.yml"), "pubtrail", time.time(), lifetime=600)
     response = httpx.post(f"{url}/_/oidc/mint-token", json={"token": oidc})
     response.raise_for_status()

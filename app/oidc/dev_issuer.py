@@ -7,8 +7,13 @@ with the ``github`` provider shape and serve :meth:`DevIssuer.discovery_document
 and :meth:`DevIssuer.jwks` (or point the JWKS override at them).
 
 The key is generated when ``key_pem`` is None; persist :attr:`DevIssuer.key_pem`
-to keep tokens verifiable across restarts. The ``kid`` is the RFC 7638 JWK
-thumbprint of the public key, so it is stable for a given key.
+to keep tokens verifiable across restarts (in the data folder, as
+:data:`KEY_FILE_NAME`). The ``kid`` is the RFC 7638 JWK thumbprint of the public key, so
+it is stable for a given key.
+
+The issuer's name (``iss``) is the URL of the server that serves it; the
+same key can be named after any URL, so a process that only has the key file
+(``pubtrail dev token``) learns the name from the server's discovery document.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-__all__ = ["DevIssuer", "github_claims"]
+__all__ = ["DEV_ISSUER_PATH", "DevIssuer", "KEY_FILE_NAME", "github_claims"]
+
+DEV_ISSUER_PATH = "/_/dev/oidc"
+"""Where pubtrail serves the development issuer: its name is the public URL followed by this."""
+KEY_FILE_NAME = "dev-oidc.pem"
+"""The development issuer's key file, in the data folder."""
 
 
 def _b64(data: bytes) -> str:

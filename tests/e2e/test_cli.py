@@ -186,7 +186,7 @@ def test_serve_with_two_worker_processes_keeps_one_log(base_env):
         from app.oidc.dev_issuer import github_claims
         from app.runtime import dev_issuer_for
 
-        issuer = dev_issuer_for(Settings(data_dir=Path(env["PUBTRAIL_DATA_DIR"]), dev=True))
+        issuer = dev_issuer_for(Settings(data_dir=Path(env["PUBTRAIL_DATA_DIR"]), dev=True, public_url=url))
         tokens += [issuer.mint(github_claims("me/demo", "1", "release.yml"), "pubtrail", time.time()) for _ in range(37)]
 
         def mint(token):
@@ -205,3 +205,84 @@ def test_serve_with_two_worker_processes_keeps_one_log(base_env):
         server.wait(timeout=15)
     audit = _pubtrail("audit", env=env)
     assert "size 41" in audit.stdout and "no problem found" in audit.stdout
+
+
+def _entry(url: str, index: int) -> dict:
+    import base64
+
+    return json.loads(base64.b64decode(httpx.get(f"{url}/api/v1/log/entries/{index}").json()["entry_bytes"]))
+
+
+def test_gitlab_publisher_is_registered_under_the_positional_project(base_env):
+    """`--project` is the GitLab project; the positional PROJECT is the index project. Admin output is the answer only."""
+    _pubtrail("keygen", "--origin", "cli.test/log", env=base_env)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**base_env, "PUBTRAIL_ADMIN_TOKEN": ADMIN, "PUBTRAIL_URL": url}
+    server = _start_server(env, port)
+    try:
+        added = _pubtrail(
+            "publishers", "add", "gl-project", "--provider", "gitlab", "--namespace", "grp", "--project", "proj",
+            "--workflow-filepath", ".gitlab-ci.yml", env=env,
+        )
+        assert added.stderr == ""  # no request logging unless --verbose
+        entry = _entry(url, json.loads(added.stdout)["receipt"]["index"])
+        assert entry["kind"] == "publisher" and entry["project"] == "gl-project"
+        assert entry["config"] == {"namespace": "grp", "project": "proj", "workflow_filepath": ".gitlab-ci.yml"} | {
+            k: v for k, v in entry["config"].items() if v is None
+        }
+        listed = _pubtrail("publishers", "list", "gl-project", env=env)
+        assert listed.stderr == ""
+        [publisher] = json.loads(listed.stdout)["publishers"]
+        assert publisher["provider"] == "gitlab" and publisher.get("config", publisher)["namespace"] == "grp"
+        wrong = _pubtrail("publishers", "list", "proj", env=env, check=False)
+        assert wrong.returncode != 0 or json.loads(wrong.stdout)["publishers"] == []
+
+        verbose = _pubtrail("--verbose", "publishers", "list", "gl-project", env=env)
+        assert "HTTP Request: GET" in verbose.stderr and json.loads(verbose.stdout)["publishers"]
+        also_verbose = _pubtrail("publishers", "list", "gl-project", "--verbose", env=env)
+        assert "HTTP Request: GET" in also_verbose.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def test_development_issuer_is_named_after_the_served_port(base_env):
+    """Served on a port other than 8000, dev tokens, discovery and logged exchanges name that port."""
+    import jwt
+
+    _pubtrail("keygen", "--origin", "cli.test/log", env=base_env)
+    port = _free_port()
+    assert port != 8000
+    url = f"http://127.0.0.1:{port}"
+    issuer = f"{url}/_/dev/oidc"
+    env = {**base_env, "PUBTRAIL_DEV": "1", "PUBTRAIL_ADMIN_TOKEN": ADMIN, "PUBTRAIL_URL": url}
+    server = _start_server(env, port)
+    try:
+        assert httpx.get(f"{issuer}/.well-known/openid-configuration").json()["issuer"] == issuer
+        _pubtrail(
+            "publishers", "add", "demo-project", "--provider", "github", "--repository", "me/demo",
+            "--repository-owner-id", "1", "--workflow", "release.yml", env=env,
+        )
+        token = _pubtrail("dev", "token", "--repository", "me/demo", "--workflow", "release.yml", env=env).stdout.strip()
+        assert jwt.decode(token, options={"verify_signature": False})["iss"] == issuer
+        minted = httpx.post(f"{url}/_/oidc/mint-token", json={"token": token})
+        assert minted.status_code == 200, minted.text
+        exchange = _entry(url, 1)
+        assert exchange["kind"] == "exchange" and exchange["issuer"] == issuer
+
+        # --url names the server explicitly; a server that is not there is one clear line
+        by_flag = _pubtrail(
+            "dev", "token", "--url", url, "--repository", "me/demo", "--workflow", "release.yml",
+            env={k: v for k, v in env.items() if k != "PUBTRAIL_URL"},
+        )
+        assert jwt.decode(by_flag.stdout.strip(), options={"verify_signature": False})["iss"] == issuer
+        nobody = _pubtrail(
+            "dev", "token", "--url", "http://127.0.0.1:1", "--repository", "me/demo", "--workflow", "release.yml",
+            env=env, check=False,
+        )
+        assert nobody.returncode == 1 and nobody.stderr.startswith("pubtrail: cannot reach http://127.0.0.1:1")
+        assert len(nobody.stderr.strip().splitlines()) == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
