@@ -5,27 +5,69 @@ Errors go on the HTTP status line (:class:`ReasonResponse`; serve with
 200 with JSON: the ``upload`` entry and its log receipt (twine ignores the
 body); re-sending the same file is 200 ``{"duplicate": true, ...}``.
 
-The token is checked from the headers before any of the body is read. When
-it is refused, the body is read and discarded (never spooled) up to the
-upload size limit, so a client that sends its whole body before reading the
-answer (requests, hence twine) still sees the 403 instead of a reset
-connection; a larger body is cut off.
+The token is checked from the headers before any of the body is read.
+
+A response sent before the body was read to its end (the token refused,
+the file too large, a malformed form, a body that goes on after the form's
+closing boundary) carries ``Connection: close``: the server then closes the
+connection after the answer instead of reading and discarding whatever the
+client still sends. Up to :data:`_REFUSED_DRAIN` bytes are read and dropped
+first, so a client that sends a small body before reading the answer
+(requests, hence twine) still sees it; a client still sending a large body
+sees the connection reset.
+
+A client that disconnects mid-upload is counted
+(``pubtrail_uploads_total{result="disconnected"}``), not logged as an
+error; its spooled part is deleted and nothing is stored.
+
+Refusal texts link to :data:`~app.distributions.errors.HELP_PATH`, served
+here as a short page saying what is checked and why.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.requests import ClientDisconnect
 
 from app.api.deps import RuntimeDep
 from app.api.reason_phrase import ReasonResponse
-from app.distributions.errors import UploadError
+from app.distributions.errors import HELP_PATH, UploadError
+from app.distributions.help import UPLOAD_HELP_HTML
 
 router = APIRouter(tags=["pypi"])
 
-#: Slack for the form fields on top of the file when draining a refused body.
-_DRAIN_SLACK = 1024 * 1024
+#: Bytes of a refused body read and dropped before the connection is closed.
+_REFUSED_DRAIN = 1024 * 1024
+_CLOSE = {"Connection": "close"}
+
+
+class _Body:
+    """The request body as an async iterable of chunks that remembers whether
+    it was read to its end (``ended``)."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self.ended = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._request.stream():
+            if chunk:
+                yield chunk
+        self.ended = True
+
+    async def drain(self, limit: int) -> None:
+        """Read and drop up to ``limit`` more bytes (a disconnect ends it quietly)."""
+        received = 0
+        try:
+            async for chunk in self:
+                received += len(chunk)
+                if received > limit:
+                    return
+        except ClientDisconnect:
+            return
 
 
 @router.post(
@@ -38,16 +80,20 @@ _DRAIN_SLACK = 1024 * 1024
 )
 async def upload(request: Request, runtime: RuntimeDep) -> Response:
     uploads = runtime.uploads
+    body = _Body(request)
     try:
         grant = await uploads.authenticate(request.headers.get("authorization"))
     except UploadError as exc:
-        await _drain(request, runtime.settings.max_upload_size + _DRAIN_SLACK)
-        return ReasonResponse(exc.status, exc.reason)
+        await body.drain(_REFUSED_DRAIN)
+        return ReasonResponse(exc.status, exc.reason, headers=None if body.ended else _CLOSE)
     try:
-        result = await uploads.upload(grant, request.stream(), request.headers.get("content-type"))
+        result = await uploads.upload(grant, body, request.headers.get("content-type"))
     except UploadError as exc:
-        return ReasonResponse(exc.status, exc.reason)
-    return JSONResponse(result.to_json())
+        return ReasonResponse(exc.status, exc.reason, headers=None if body.ended else _CLOSE)
+    except ClientDisconnect:
+        runtime.metrics.uploads.labels("disconnected").inc()
+        return Response(status_code=400, headers=_CLOSE)  # nobody reads it: the client is gone
+    return JSONResponse(result.to_json(), headers=None if body.ended else _CLOSE)
 
 
 @router.api_route(
@@ -56,17 +102,15 @@ async def upload(request: Request, runtime: RuntimeDep) -> Response:
     include_in_schema=False,
 )
 async def legacy_without_slash(request: Request) -> Response:
-    """308 keeps the method and body, so a client that follows it re-sends the upload."""
-    return RedirectResponse(request.url.replace(path="/legacy/"), status_code=308)
+    """308 keeps the method and body, so a client that follows it re-sends the upload.
+    The Location is relative: the Host header must not choose where an upload goes."""
+    location = request.scope.get("root_path", "") + "/legacy/"
+    if request.url.query:
+        location += "?" + request.url.query
+    return RedirectResponse(location, status_code=308)
 
 
-async def _drain(request: Request, limit: int) -> None:
-    """Read and drop up to ``limit`` bytes of the body."""
-    received = 0
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                return
-    except ClientDisconnect:
-        return
+@router.get(HELP_PATH, summary="What an upload must satisfy, and why (linked from every refusal)",
+            response_class=HTMLResponse)
+async def upload_help() -> Response:
+    return HTMLResponse(UPLOAD_HELP_HTML)

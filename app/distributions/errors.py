@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_HELP_URL",
+    "HELP_PATH",
     "FileTooLarge",
     "UploadError",
     "file_already_exists",
@@ -27,9 +28,12 @@ __all__ = [
     "sanitize_reason",
 ]
 
-#: Base of the "See ... for more information." links. PyPI points at
-#: https://pypi.org/help/; an operator can pass their own base.
-DEFAULT_HELP_URL = "https://pypi.org/help/"
+#: Where pubtrail serves its upload help page (what is checked and why), relative
+#: to its public URL; refusals link to its sections ("See <public URL>/help/uploads#invalid-auth").
+HELP_PATH = "/help/uploads"
+#: Base of the "See ... for more information." links when no public URL is given
+#: (pubtrail's default public URL).
+DEFAULT_HELP_URL = "http://127.0.0.1:8000" + HELP_PATH
 
 _MAX_REASON_CHARS = 1024
 

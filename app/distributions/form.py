@@ -12,7 +12,12 @@ with ``python_multipart``'s callback parser:
   ``spool_dir`` while sha256, blake2b-256 and md5 are computed; the file is
   never held in memory;
 - the moment ``content`` grows past ``max_file_size`` the parse stops (the
-  rest of the body is not read) and the temporary file is deleted.
+  rest of the body is not read) and the temporary file is deleted;
+- once the closing boundary is parsed the form is complete: at most
+  :data:`EPILOGUE_ALLOWANCE` more bytes are read (and dropped, as RFC 2046
+  says of an epilogue); past that the parse returns without reading the rest
+  (the route then closes the connection instead of letting the server drain
+  it).
 
 Any failure raises :class:`~app.distributions.errors.UploadError`, and no
 temporary file survives a failed parse.
@@ -35,9 +40,9 @@ from typing import BinaryIO
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.distributions.errors import FileTooLarge, UploadError
+from app.distributions.errors import DEFAULT_HELP_URL, FileTooLarge, UploadError
 
-__all__ = ["StagedFile", "UploadForm", "parse_upload_form", "FILE_FIELD"]
+__all__ = ["EPILOGUE_ALLOWANCE", "StagedFile", "UploadForm", "parse_upload_form", "FILE_FIELD"]
 
 #: The form field that carries the distribution file.
 FILE_FIELD = "content"
@@ -45,6 +50,8 @@ FILE_FIELD = "content"
 _IGNORED_FILE_FIELDS = frozenset({"gpg_signature"})
 
 ONE_MIB = 1024 * 1024
+#: Bytes read and dropped after the closing boundary before the parse stops reading.
+EPILOGUE_ALLOWANCE = 64 * 1024
 _BATCH_BYTES = ONE_MIB
 _WRITE_BUFFER = ONE_MIB
 
@@ -107,7 +114,9 @@ class _Sink:
         max_field_size: int,
         max_fields: int,
         max_fields_total_size: int,
+        help_url: str,
     ) -> None:
+        self.help_url = help_url
         self.spool_dir = spool_dir
         self.max_file_size = max_file_size
         self.max_field_size = max_field_size
@@ -211,7 +220,7 @@ class _Sink:
         if kind == "file":
             size = self.file_size + (end - start)
             if size > self.max_file_size:
-                raise FileTooLarge(self.max_file_size, self._project_name())
+                raise FileTooLarge(self.max_file_size, self._project_name(), help_url=self.help_url)
             self.file_size = size
             view = memoryview(data)[start:end]
             assert self._file is not None
@@ -318,6 +327,7 @@ async def parse_upload_form(
     max_field_size: int = ONE_MIB,
     max_fields: int = 1000,
     max_fields_total_size: int = 16 * ONE_MIB,
+    help_url: str = DEFAULT_HELP_URL,
 ) -> UploadForm:
     """Parse a ``multipart/form-data`` upload body streamed as ``chunks``.
 
@@ -326,6 +336,10 @@ async def parse_upload_form(
     it raises :class:`FileTooLarge` at once without reading further.
     ``max_field_size`` caps each text field, ``max_fields`` the number of
     non-file parts, ``max_fields_total_size`` their combined size.
+
+    Reading stops once the form is complete and :data:`EPILOGUE_ALLOWANCE`
+    more bytes came; the rest of ``chunks`` is left unread. ``help_url`` is the
+    base of the link in the file-too-large text.
 
     Returns an :class:`UploadForm` whose ``file`` (if any) is a staged
     temporary file in ``spool_dir`` that the caller must commit or discard.
@@ -339,13 +353,20 @@ async def parse_upload_form(
         max_field_size=max_field_size,
         max_fields=max_fields,
         max_fields_total_size=max_fields_total_size,
+        help_url=help_url,
     )
     try:
         parser = MultipartParser(boundary, sink.callbacks())
         pending = bytearray()
         threaded = False  # small bodies are parsed inline: a thread hop costs more than the work
+        epilogue = 0
         async for chunk in chunks:
             if not chunk:
+                continue
+            if sink.finished:  # after the closing boundary: drop a little, then stop reading
+                epilogue += len(chunk)
+                if epilogue > EPILOGUE_ALLOWANCE:
+                    break
                 continue
             pending += chunk
             if len(pending) >= _BATCH_BYTES:

@@ -276,7 +276,7 @@ def validate_filename(filename: str, project_name: str, version: str | Version, 
         raise UploadError(
             400,
             f"Invalid file extension: Use .tar.gz, .whl or .zip extension. See {PEP_527_URL} "
-            f"and {PEP_715_URL} for more information",
+            f"and {PEP_715_URL} for more information.",
             field="content",
         )
     extension = match.group("extension")

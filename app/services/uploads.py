@@ -8,11 +8,21 @@ so an unauthenticated client never gets a byte spooled:
 2. :meth:`Uploads.upload`: stream the multipart body into the spool
    (``parse_upload_form``, size limit enforced while streaming), then run
    PyPI's checks in PyPI's order (``app.distributions.validate``): action,
-   metadata fields, the token's project scope (403), filename, content type,
-   digests, duplicates, archive; store the file content-addressed
+   metadata fields, the token's project scope and that the token's trusted
+   publisher is still registered for the project (403), filename, content
+   type, digests, duplicates, archive; store the file content-addressed
    (``BlobStore.commit``: fsync + rename); append an ``upload`` entry whose
    projection writes the ``release_file`` row (and the ``project`` row for a
    project's first file) in the log's own transaction.
+
+Nothing blocking runs on the event loop: the token look-up, the checks (the
+archive check inflates up to 64 MiB whatever the compressed size), the
+database reads and the blob fsyncs all run on the service's worker threads.
+
+Under the log's write lock, in the entry's own transaction, the projection
+checks the token again (revoked or expired while the body streamed in) and
+that its publisher is still registered for the project (removed meanwhile),
+as PyPI re-checks at upload time; either refusal is a 403 and no entry.
 
 Duplicates follow PyPI (warehouse ``_is_duplicate_file``): a file "exists"
 when its filename *or* its content is already stored. Same filename and same
@@ -67,7 +77,7 @@ from app.oidc.publishers import identity_summary
 from app.sequencer import Receipt
 from app.services.log import Log
 from app.services.upload_tokens import TokenGrant, TokenRejected, UploadTokens
-from app.storage.tables import LogEntry, Project, ReleaseFile, UploadToken
+from app.storage.tables import Exchange, LogEntry, Project, Publisher, ReleaseFile, UploadToken
 from app.tlog import MAX_ENTRY_SIZE
 
 __all__ = ["Accepted", "AlreadyStored", "TOKEN_USERNAME", "Uploads"]
@@ -78,15 +88,15 @@ TOKEN_USERNAME = "__token__"
 _release = ReleaseFile.__table__
 _project = Project.__table__
 _log_entry = LogEntry.__table__
+_exchange = Exchange.__table__
+_publisher = Publisher.__table__
 _IDENTITY_CACHE = 4096
-#: Threads for the blocking part of a large upload (archive checks, fsyncs): their
-#: own pool, so uploads waiting on the disk never hold up the sequencer's thread.
-#: Few of them: every extra runnable thread adds GIL hand-offs (measured: 32
-#: threads spent more CPU in futex calls than in the work).
-_WORKERS = 2
-#: Files up to this size are checked and stored on the event loop: the work (under
-#: a millisecond) costs less than the hop to a thread and back.
-_INLINE_MAX = 1024 * 1024
+#: Threads for the blocking part of every upload (token look-up, checks, archive
+#: inflation, fsyncs): their own pool, so uploads waiting on the disk never hold up
+#: the sequencer's thread or the event loop. Few of them: every extra runnable
+#: thread adds GIL hand-offs (measured: 32 threads spent more CPU in futex
+#: hand-offs than in the work).
+_WORKERS = 4
 
 # Statements built once (executed with parameters): building and cache-keying a
 # statement per call costs more than running it on SQLite.
@@ -108,7 +118,20 @@ _INSERT_RELEASE_UNLESS_COLLIDING = _release.insert().from_select(
     ),
 ).returning(_release.c.log_index)  # a row back means inserted (rowcount is -1 for INSERT ... SELECT on psycopg)
 _token = UploadToken.__table__
-_TOKEN_LIVE = select(_token.c.revoked_at, _token.c.expires_at).where(_token.c.id == bindparam("id"))
+# Is the trusted publisher behind the token (through the exchange that minted it)
+# still registered for the project? PyPI re-checks this at upload time.
+_PUBLISHER_REGISTERED = (
+    exists()
+    .select_from(_exchange.join(_publisher, _publisher.c.id == _exchange.c.publisher_id))
+    .where(
+        _exchange.c.log_index == _token.c.exchange_log_index,
+        _publisher.c.project == bindparam("project"),
+        _publisher.c.removed_at.is_(None),
+    )
+)
+_TOKEN_LIVE = select(
+    _token.c.revoked_at, _token.c.expires_at, _PUBLISHER_REGISTERED.label("registered")
+).where(_token.c.id == bindparam("id"))
 _REFERENCED = select(_release.c.filename).where(_release.c.sha256 == bindparam("sha256")).limit(1)
 _EXCHANGE_DATA = select(_log_entry.c.data).where(_log_entry.c.index == bindparam("index"))
 
@@ -179,6 +202,8 @@ class Uploads:
         max_upload_size: int,
         help_url: str = DEFAULT_HELP_URL,
     ):
+        """``help_url`` is the base of the "See ... for more information." links
+        of refusals (pubtrail's upload help page, ``/help/uploads``)."""
         self.engine = engine
         self.log = log
         self.tokens = tokens
@@ -205,10 +230,12 @@ class Uploads:
 
         Raises a 403 :class:`UploadError` saying why (missing, not Basic, not
         the ``__token__`` user, or the token unknown / expired / revoked).
-        Reads no request body; one indexed query.
+        Reads no request body; one indexed query, on a worker thread.
         """
         try:
-            return self._authenticate(authorization)  # one indexed query: cheaper inline than a thread hop
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._authenticate, authorization
+            )
         except UploadError:
             self.metrics.uploads.labels("auth_failed").inc()
             raise
@@ -233,7 +260,7 @@ class Uploads:
         try:
             return self.tokens.authenticate(password, self.clock())
         except TokenRejected as exc:
-            raise UploadError(403, f"{exc} See {self.help_url}#invalid-auth for more information.") from None
+            raise UploadError(403, f"{exc}. See {self.help_url}#invalid-auth for more information.") from None
 
     # --- the upload ---------------------------------------------------------------
 
@@ -257,15 +284,16 @@ class Uploads:
         self, grant: TokenGrant, chunks: AsyncIterable[bytes], content_type: str | None
     ) -> Accepted | AlreadyStored:
         form = await parse_upload_form(
-            chunks, content_type, max_file_size=self.max_upload_size, spool_dir=self.blobs.spool_dir
+            chunks,
+            content_type,
+            max_file_size=self.max_upload_size,
+            spool_dir=self.blobs.spool_dir,
+            help_url=self.help_url,
         )
         try:
-            if form.file is not None and form.file.size > _INLINE_MAX:
-                checked = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._check_and_store, grant, form
-                )
-            else:
-                checked = self._check_and_store(grant, form)
+            checked = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._check_and_store, grant, form
+            )
         finally:
             form.discard()  # no-op once the file was committed (renamed away)
         if isinstance(checked, AlreadyStored):
@@ -299,6 +327,8 @@ class Uploads:
         check_content_type(staged.content_type)
         check_digests(fields, staged)
         with self.engine.connect() as conn:
+            # checked again under the write lock; here so that a refused upload stores nothing
+            self._check_token_live(conn, grant.token_id, meta.normalized_name, self.clock())
             stored = _colliding_file(conn, staged.filename, staged.sha256)
         if stored is not None:
             return self._duplicate(stored, staged.filename, staged.sha256, staged.blake2b_256)
@@ -356,13 +386,7 @@ class Uploads:
             # Runs under the log's write lock: no other upload's rows can appear between
             # the collision check and the insert, and a revocation that landed while the
             # body streamed in is seen here.
-            live = conn.execute(_TOKEN_LIVE, {"id": entry.token_id}).first()
-            if live is None or live.revoked_at is not None or parse_rfc3339(entry.time) >= live.expires_at:
-                raise UploadError(
-                    403,
-                    "Invalid API Token: the token was revoked or expired during the upload. "
-                    f"See {self.help_url}#invalid-auth for more information.",
-                )
+            self._check_token_live(conn, entry.token_id, entry.project, parse_rfc3339(entry.time))
             if conn.execute(_INSERT_RELEASE_UNLESS_COLLIDING, {**row, "log_index": index}).first() is None:
                 stored = _colliding_file(conn, entry.filename, entry.sha256)
                 if stored is None:
@@ -376,6 +400,23 @@ class Uploads:
                 )
 
         return write_rows
+
+    def _check_token_live(self, conn: Connection, token_id: str, project: str, now: float) -> None:
+        """403 unless the token is unrevoked and unexpired at ``now`` and the
+        trusted publisher that minted it is still registered for ``project``."""
+        live = conn.execute(_TOKEN_LIVE, {"id": token_id, "project": project}).first()
+        if live is None or live.revoked_at is not None or now >= live.expires_at:
+            raise UploadError(
+                403,
+                "Invalid API Token: the token was revoked or expired during the upload. "
+                f"See {self.help_url}#invalid-auth for more information.",
+            )
+        if not live.registered:
+            raise UploadError(
+                403,
+                f"Invalid API Token: the trusted publisher that minted this token is no longer "
+                f"registered for project {project!r}. See {self.help_url}#invalid-auth for more information.",
+            )
 
     # --- the read side (simple index, file downloads) ----------------------------
 

@@ -223,3 +223,28 @@ def test_memory_stays_flat_for_large_upload(tmp_path: Path) -> None:
     assert form.file is not None and form.file.size == size
     assert peak < 20 * 1024 * 1024, peak
     form.discard()
+
+
+def test_reading_stops_soon_after_the_closing_boundary(tmp_path: Path) -> None:
+    """An epilogue of 400 MiB after a complete form was once read to its end: now the parse
+    returns after a small allowance, leaving the rest unread; a short epilogue is dropped."""
+    from app.distributions.form import EPILOGUE_ALLOWANCE
+
+    body, ctype = encode(twine_fields("demo_pkg-1.0.tar.gz", b"payload"))
+    consumed: list[int] = []
+
+    async def endless():
+        async for piece in chunked(body, consumed=consumed):
+            yield piece
+        for _ in range(1024):  # a 64 MiB epilogue
+            consumed.append(65536)
+            yield b"\0" * 65536
+
+    form = asyncio.run(parse_upload_form(endless(), ctype, max_file_size=1 << 20, spool_dir=tmp_path))
+    assert form.first("name") == "demo-pkg" and form.file is not None and form.file.size == len(b"payload")
+    assert sum(consumed) <= len(body) + 2 * 1024 * 1024 + EPILOGUE_ALLOWANCE + 65536
+    form.discard()
+
+    form = asyncio.run(parse_upload_form(chunked(body + b"\r\nshort epilogue\r\n"), ctype,
+                                         max_file_size=1 << 20, spool_dir=tmp_path))
+    assert form.file is not None and form.file.path.read_bytes() == b"payload"

@@ -165,8 +165,8 @@ def test_good_filenames(filename, project, version, filetype) -> None:
         ("../demo_pkg-1.0.tar.gz", "sdist", "Cannot upload a file with '/' or '\\' in the name."),
         ("dir\\demo_pkg-1.0.tar.gz", "sdist", "Cannot upload a file with '/' or '\\' in the name."),
         (".demo_pkg-1.0.tar.gz", "sdist", "Cannot upload a file whose name starts with '.'."),
-        ("demo_pkg-1.0.tar.bz2", "sdist", "Invalid file extension: Use .tar.gz, .whl or .zip extension. See https://www.python.org/dev/peps/pep-0527 and https://peps.python.org/pep-0715/ for more information"),
-        ("demo_pkg-1.0.egg", "bdist_egg", "Invalid file extension: Use .tar.gz, .whl or .zip extension. See https://www.python.org/dev/peps/pep-0527 and https://peps.python.org/pep-0715/ for more information"),
+        ("demo_pkg-1.0.tar.bz2", "sdist", "Invalid file extension: Use .tar.gz, .whl or .zip extension. See https://www.python.org/dev/peps/pep-0527 and https://peps.python.org/pep-0715/ for more information."),
+        ("demo_pkg-1.0.egg", "bdist_egg", "Invalid file extension: Use .tar.gz, .whl or .zip extension. See https://www.python.org/dev/peps/pep-0527 and https://peps.python.org/pep-0715/ for more information."),
         ("demo_pkg-1.0.tar.gz", "bdist_wheel", "Invalid file extension: Extension .tar.gz is invalid for filetype bdist_wheel. See https://www.python.org/dev/peps/pep-0527 for more information."),
         ("demo_pkg-1.0-py3-none-any.whl", "sdist", "Invalid file extension: Extension .whl is invalid for filetype sdist. See https://www.python.org/dev/peps/pep-0527 for more information."),
         ("demo_pkg.tar.gz", "sdist", "Invalid source distribution filename: demo_pkg.tar.gz"),
@@ -233,7 +233,7 @@ def test_file_already_exists_text() -> None:
     assert err.status == 400
     assert err.reason == (
         f"File already exists ('demo_pkg-1.0.tar.gz', with blake2_256 hash '{'ab' * 32}'). "
-        "See https://pypi.org/help/#file-name-reuse for more information."
+        "See http://127.0.0.1:8000/help/uploads#file-name-reuse for more information."
     )
     assert "already exist" in err.reason.lower()  # what twine --skip-existing looks for
 

@@ -238,13 +238,14 @@ def test_refused_without_valid_credentials(service, publisher_token, tmp_path):
     wheel = build_wheel(tmp_path)
     before = _snapshot(service)
     cases = [
-        ({}, "Invalid or non-existent authentication information. See https://pypi.org/help/#invalid-auth"),
+        ({}, f"Invalid or non-existent authentication information. See {service.runtime.settings.public_url}/help/uploads#invalid-auth"),
         ({"Authorization": "Bearer " + publisher_token}, "use HTTP Basic authentication"),
         ({"Authorization": "Basic !!!not-base64"}, "not valid base64"),
         ({"Authorization": "Basic \u00e9t\u00e9".encode("latin-1")}, "not valid base64"),
         (_basic(publisher_token, username="alice"), "only upload tokens are accepted, with the username '__token__'"),
-        (_basic("pypi-AgEIcHlwaS5vcmc"), "Invalid API Token: the token is not a pubtrail upload token"),
-        (_basic(publisher_token[:-4] + "AAAA"), "Invalid API Token: the token is not recognised"),
+        (_basic("pypi-AgEIcHlwaS5vcmc"), "Invalid API Token: the token is not a pubtrail upload token. See "),
+        (_basic(publisher_token[:-4] + "AAAA"),
+         f"Invalid API Token: the token is not recognised. See {service.runtime.settings.public_url}/help/uploads#invalid-auth"),
     ]
     for headers, fragment in cases:
         _refused(service, _post(service, wheel, headers=headers), 403, fragment, before)
@@ -256,7 +257,7 @@ def test_refused_with_an_expired_token(service, publisher_token, tmp_path):
     wheel = build_wheel(tmp_path)
     before = _snapshot(service)
     service.clock.value += 15 * 60
-    _refused(service, _post(service, wheel, token=publisher_token), 403, "Invalid API Token: the token has expired", before)
+    _refused(service, _post(service, wheel, token=publisher_token), 403, "Invalid API Token: the token has expired. See", before)
 
 
 def test_refused_with_a_revoked_token(service, publisher_token, tmp_path):
@@ -264,7 +265,7 @@ def test_refused_with_a_revoked_token(service, publisher_token, tmp_path):
     token_id = publisher_token.split(".")[1]
     assert service.client.post(f"/api/v1/tokens/{token_id}/revoke", headers=service.admin).status_code == 200
     before = _snapshot(service)
-    _refused(service, _post(service, wheel, token=publisher_token), 403, "Invalid API Token: the token has been revoked", before)
+    _refused(service, _post(service, wheel, token=publisher_token), 403, "Invalid API Token: the token has been revoked. See", before)
 
 
 def test_refused_outside_the_token_scope(service, publisher_token, tmp_path):
@@ -387,7 +388,7 @@ def test_same_filename_other_content_is_file_already_exists(service, publisher_t
     blake2 = digests(other.read_bytes())["blake2b_256"]
     _refused(service, response, 400,
              f"File already exists ('{WHEEL}', with blake2_256 hash '{blake2}'). "
-             "See https://pypi.org/help/#file-name-reuse for more information.", before)
+             f"See {service.runtime.settings.public_url}/help/uploads#file-name-reuse for more information.", before)
 
 
 def test_same_content_under_another_filename_is_file_already_exists(service, publisher_token, tmp_path):
@@ -433,9 +434,13 @@ def test_concurrent_uploads_of_one_filename_resolve_to_one_entry(service, publis
 
 
 def test_legacy_without_slash_redirects_with_308(service):
+    """Relative Location: a forged Host header must not send the upload elsewhere."""
     response = service.client.post("/legacy", content=b"x", follow_redirects=False)
     assert response.status_code == 308
-    assert response.headers["location"] == service.url + "/legacy/"
+    assert response.headers["location"] == "/legacy/"
+    forged = service.client.post("/legacy?x=1", content=b"x", follow_redirects=False,
+                                 headers={"Host": "evil.example"})
+    assert forged.status_code == 308 and forged.headers["location"] == "/legacy/?x=1"
 
 
 def test_simple_index_negotiation_redirects_and_files(service, publisher_token, tmp_path):
@@ -490,9 +495,10 @@ def test_absurdly_long_version_is_refused_before_anything_is_stored(service, pub
     _refused(service, response, 400, "Maximum header size exceeded", before)
 
 
-def test_token_revoked_while_the_body_streams_in_is_refused(service, publisher_token, tmp_path):
-    """Authorised at the headers, revoked before the entry is appended: 403, no entry; the
-    file stored meanwhile is unreferenced and the orphan collector removes it later."""
+def test_token_revoked_while_the_body_streams_in_is_refused(service, publisher_token, tmp_path, monkeypatch):
+    """Authorised at the headers, revoked while the body streams in: 403, no entry, nothing
+    stored. Revoked after the file was stored but before the entry is appended: 403, no
+    entry; the file is unreferenced and the orphan collector removes it later."""
     import time
 
     from app.jobs import collect_orphan_blobs
@@ -513,13 +519,30 @@ def test_token_revoked_while_the_body_streams_in_is_refused(service, publisher_t
     )
     assert response.status_code == 403, response.text
     assert "revoked or expired during the upload" in response.reason_phrase
+    assert _snapshot(service) == before
+
+    # revoked between the blob commit and the append: refused under the write lock
+    token = service.upload_token()
+    grant = service.runtime.tokens.authenticate(token, service.clock())
+    blobs = service.runtime.blobs
+    real_commit = blobs.commit
+
+    def commit_then_revoke(staged):
+        path = real_commit(staged)
+        service.runtime.tokens.revoke(grant.token_id, service.clock())
+        return path
+
+    monkeypatch.setattr(blobs, "commit", commit_then_revoke)
+    before = _snapshot(service)
+    response = _post(service, wheel, token=token)
+    assert response.status_code == 403 and "revoked or expired during the upload" in response.reason_phrase
     after = _snapshot(service)
     assert after["log"] == before["log"] and after["releases"] == before["releases"]
     assert after["spool"] == []
     assert len(after["blobs"]) == len(before["blobs"]) + 1  # stored before the append was refused
     assert collect_orphan_blobs(service.runtime, older_than=3600) == 0  # too young to judge
     service.clock.value += 2 * 3600
-    os.utime(service.runtime.blobs.path_for(hashlib.sha256(wheel.read_bytes()).hexdigest()),
+    os.utime(blobs.path_for(hashlib.sha256(wheel.read_bytes()).hexdigest()),
              (service.clock.value - 7200, service.clock.value - 7200))
     assert collect_orphan_blobs(service.runtime, older_than=3600) == 1
     assert _snapshot(service)["blobs"] == before["blobs"]
