@@ -9,7 +9,7 @@ from app.config import Settings
 
 def register(commands, common: argparse.ArgumentParser) -> None:
     audit = commands.add_parser(
-        "audit", parents=[common], help="check every stored entry, tile and checkpoint of the log",
+        "audit", parents=[common], help="check every stored entry, tile, checkpoint and uploaded file of the log",
         description="Audit the configured database directly, holding the log's write lock meanwhile. "
         "Prints a summary; exit status 1 when any problem is found.",
     )
@@ -18,6 +18,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """No start-up integrity check here: a damaged log must still be auditable."""
+    from app.distributions.blobs import BlobStore
     from app.keys import load_key
     from app.sequencer import Sequencer
     from app.services.log_audit import audit_sequencer
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     engine = make_engine(settings.effective_database_url)
     try:
         sequencer = Sequencer(LogStore(engine), signer, verifier, settings.origin)
-        report = audit_sequencer(sequencer)
+        report = audit_sequencer(sequencer, blobs=BlobStore(settings.data_dir / "files"))
     finally:
         engine.dispose()
     print(report.summary())
