@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from app.cli.admin import default_url, json_request
+from app.cli.admin import DEFAULT_URL, default_url, json_request
 from app.cli.errors import FAILED, USAGE, CliError
 from app.config import ConfigError, Settings
 from app.oidc.dev_issuer import DEV_ISSUER_PATH
@@ -28,17 +28,17 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         description="Print an OIDC token of the development issuer of the server at --url, signed with the "
         "issuer key in PUBTRAIL_DATA_DIR (the server's data folder), for POST /_/oidc/mint-token.",
     )
-    token.add_argument("--repository", required=True, help="OWNER/REPO")
-    token.add_argument("--workflow", required=True, help="workflow file name, e.g. release.yml")
-    token.add_argument("--repository-owner-id", default="1", help="(default: %(default)s)")
-    token.add_argument("--environment")
+    token.add_argument("--repository", required=True, metavar="OWNER/REPO", help="the GitHub repository")
+    token.add_argument("--workflow", required=True, metavar="FILE", help="workflow file name, e.g. release.yml")
+    token.add_argument("--repository-owner-id", default="1", metavar="ID", help="(default: %(default)s)")
+    token.add_argument("--environment", metavar="NAME", help="deployment environment (default: none)")
     token.add_argument("--ref", default="refs/heads/main", help="(default: %(default)s)")
     token.add_argument("--sha", help="commit (default: random)")
-    token.add_argument("--event-name", default="push", help="(default: %(default)s)")
-    token.add_argument("--lifetime", type=int, default=300, help="seconds (default: %(default)s)")
+    token.add_argument("--event-name", default="push", metavar="NAME", help="(default: %(default)s)")
+    token.add_argument("--lifetime", type=int, default=300, metavar="SECONDS", help="(default: %(default)s)")
     token.add_argument(
         "--url", default=default_url(),
-        help="the development server whose issuer signs (default: PUBTRAIL_URL or %(default)s)",
+        help=f"the development server whose issuer names the token (default: PUBTRAIL_URL or {DEFAULT_URL})",
     )
     token.set_defaults(run=run_token)
 

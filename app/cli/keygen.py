@@ -21,7 +21,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         help="the log's origin line, also the key name: non-empty, without '+' and without whitespace",
     )
     keygen.add_argument(
-        "--out", type=Path, help="key file (default: PUBTRAIL_SIGNING_KEY_FILE or DATA_DIR/log-signing.key)"
+        "--out", type=Path, metavar="FILE", help="key file (default: PUBTRAIL_SIGNING_KEY_FILE or DATA_DIR/log-signing.key)"
     )
     keygen.set_defaults(run=run)
 

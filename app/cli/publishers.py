@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import json
 
-from app.cli.admin import AdminClient, default_url, segment
+from app.cli.admin import DEFAULT_URL, AdminClient, default_url, segment
 from app.cli.errors import USAGE, CliError
 from app.oidc.publishers import PUBLISHER_TYPES
 
@@ -49,14 +49,14 @@ class _ConfigField(argparse.Action):
 
 def register(commands, common: argparse.ArgumentParser) -> None:
     url = argparse.ArgumentParser(add_help=False)
-    url.add_argument("--url", default=argparse.SUPPRESS, help="the pubtrail server (default: PUBTRAIL_URL or %s)" % default_url())
+    url.add_argument("--url", default=argparse.SUPPRESS, help=f"the pubtrail server (default: PUBTRAIL_URL or {DEFAULT_URL})")
     group = commands.add_parser(
         "publishers", parents=[common], help="manage trusted publishers (admin API)",
         description="Manage a project's trusted publishers through the admin API of the server at --url "
-        "(default: PUBTRAIL_URL or http://127.0.0.1:8000), with the admin token in PUBTRAIL_ADMIN_TOKEN. "
+        f"(default: PUBTRAIL_URL or {DEFAULT_URL}), with the admin token in PUBTRAIL_ADMIN_TOKEN. "
         "Prints the server's JSON answer.",
     )
-    group.add_argument("--url", default=default_url(), help="the pubtrail server (default: PUBTRAIL_URL or %(default)s)")
+    group.add_argument("--url", default=default_url(), help=f"the pubtrail server (default: PUBTRAIL_URL or {DEFAULT_URL})")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     add = actions.add_parser(
@@ -70,7 +70,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     for name in sorted({n for names, _ in PROVIDER_FIELDS.values() for n in names}):
         users = ", ".join(p for p in sorted(PROVIDER_FIELDS) if name in PROVIDER_FIELDS[p][0])
         fields.add_argument(
-            _flag(name), dest=name, action=_ConfigField, default=argparse.SUPPRESS, metavar="VALUE", help=users
+            _flag(name), dest=name, action=_ConfigField, default=argparse.SUPPRESS, metavar="VALUE", help=f"for {users}"
         )
     add.set_defaults(run=run_add, config=None)
 

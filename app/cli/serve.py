@@ -16,15 +16,28 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         "serve", parents=[common], help="run the HTTP service",
         description="Run pubtrail over HTTP. Refuses to start, naming the variable, when the signing key "
         "or admin token is missing or weak, when the key is not PUBTRAIL_ORIGIN's, or when the stored "
-        "log does not match its signed checkpoint.",
+        "log does not match its signed checkpoint. In development mode (PUBTRAIL_DEV=1) the built-in OIDC "
+        "issuer is named after PUBTRAIL_PUBLIC_URL, or http://HOST:PORT when that is unset.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
     serve.add_argument(
-        "--workers", type=int, default=1,
+        "--workers", type=_positive, default=1, metavar="N",
         help="server processes sharing the port; they append through the database's write lock (default: 1)",
     )
     serve.set_defaults(run=run)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def public_url(host: str, port: int) -> str:

@@ -18,11 +18,11 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         "key and its inclusion proof must lead from the entry to the checkpoint's root. Prints `OK: ...`; "
         "exit status 1 when the proof does not verify, 2 when the input cannot be read.",
     )
-    verify.add_argument("--key", required=True, help="the log's verifier key string (pin it out of band)")
+    verify.add_argument("--key", required=True, metavar="VERIFIER_KEY", help="the log's verifier key string (pin it out of band)")
     verify.add_argument("proof", metavar="PROOF", type=Path, help="file with C2SP tlog-proof text ('-' for stdin)")
     what = verify.add_mutually_exclusive_group(required=True)
-    what.add_argument("--entry", type=Path, help="file with the exact entry bytes")
-    what.add_argument("--leaf-hash", help="the entry's leaf hash, hex")
+    what.add_argument("--entry", type=Path, metavar="FILE", help="file with the exact entry bytes")
+    what.add_argument("--leaf-hash", metavar="HEX", help="the entry's leaf hash, hex")
     verify.set_defaults(run=run)
 
 

@@ -175,3 +175,27 @@ def test_publisher_flags_of_another_provider_are_refused(env, capsys, monkeypatc
 def test_help(capsys, argv):
     rc, out, err = run(capsys, *argv, "--help")
     assert rc == 0 and out.startswith("usage: pubtrail") and not err
+
+
+def test_an_unexpected_error_is_one_line_and_verbose_shows_the_traceback(env, capsys, monkeypatch):
+    import app.cli.keygen
+
+    def boom(path, origin):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.cli.keygen, "write_new_key", boom)
+    line = error_line(capsys, "keygen", "--origin", "cli.test/log", code=1)
+    assert "unexpected error: RuntimeError: boom" in line and "--verbose" in line
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["keygen", "--origin", "cli.test/log", "--verbose"])
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [("127.0.0.1", "http://127.0.0.1:9000"), ("0.0.0.0", "http://127.0.0.1:9000"), ("::", "http://[::1]:9000"),
+     ("::1", "http://[::1]:9000"), ("localhost", "http://localhost:9000")],
+)
+def test_serve_names_the_address_it_serves(host, url):
+    from app.cli.serve import public_url
+
+    assert public_url(host, 9000) == url
