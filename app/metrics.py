@@ -25,6 +25,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.log_integrity_failures = Counter(
+            "pubtrail_log_integrity_failures",
+            "Reads refused because a stored entry does not match its leaf hash (storage altered), by read",
+            ["read"],
+            registry=r,
+        )
         self.exchanges = Counter(
             "pubtrail_token_exchanges", "Token exchanges by result code", ["result"], registry=r
         )

@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection
 
 from app import tlog
 from app.storage.log_store import LogStore, NewEntry, StoredCheckpoint
-from app.tlog import BatchProofs, Checkpoint, TiledTree, TlogProof, note
+from app.tlog import TILE_WIDTH, BatchProofs, Checkpoint, TiledTree, TlogProof, note
 
 log = logging.getLogger("pubtrail.sequencer")
 
@@ -182,6 +182,12 @@ class Sequencer:
     def check_integrity(self) -> None:
         """Verify origin, tiles, entry count and latest checkpoint against each other.
 
+        Precisely: the latest checkpoint verifies with this service's key and
+        matches the state row (origin, size, root); the right-edge tiles hash
+        to that root; there are exactly `size` entries; and the newest entry
+        bundle's entries (up to 256) hash to their leaves. Older tiles and
+        entries are checked by the full audit, and each entry again when served.
+
         Holds the log's write lock while it reads: another process appending
         meanwhile would otherwise make the entry count and checkpoint disagree.
         """
@@ -234,6 +240,24 @@ class Sequencer:
             raise LogIntegrityError(
                 f"the log has {count} entries but its checkpoint says {state.size}; refusing to sign"
             )
+        self._check_newest_entries(state.size)
+
+    def _check_newest_entries(self, size: int) -> None:
+        """The entries of the newest entry bundle (up to 256) hash to their stored
+        leaf hashes and to their leaves in the level-0 tile (older ones: `pubtrail audit`)."""
+        if size == 0:
+            return
+        first = (size - 1) // TILE_WIDTH * TILE_WIDTH
+        entries = self.store.entries(first, size)
+        if [entry.index for entry in entries] != list(range(first, size)):
+            raise LogIntegrityError(f"entries {first}..{size - 1} are not all in storage; refusing to sign")
+        leaves = self.tree.node_hashes([(0, index) for index in range(first, size)], size)
+        for entry in entries:
+            if not tlog.leaf_hash(entry.data) == entry.leaf_hash == leaves[(0, entry.index)]:
+                raise LogIntegrityError(
+                    f"entry {entry.index} does not hash to its leaf hash in storage and in the tiles; "
+                    "refusing to sign"
+                )
 
     async def start(self) -> None:
         if self._task is None:

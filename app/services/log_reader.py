@@ -3,19 +3,37 @@
 Proofs are computed from stored tiles (through a cached `TiledTree`), never
 trusted from elsewhere. Sizes are bounded by the latest signed checkpoint, so
 a reader never sees a tree state that no checkpoint vouches for.
+
+Entry bytes are never served unchecked: each entry (alone or in a bundle) is
+hashed once, and its RFC 9162 leaf hash must equal both its stored
+`leaf_hash` and the leaf in the stored level-0 tile. A mismatch means the
+database was altered: the read fails with `EntryIntegrityError` (HTTP 500),
+is counted in the `pubtrail_log_integrity_failures` metric and logged once
+per entry.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from typing import Sequence
 
 from app import tlog
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, NotFound, PubtrailError
+from app.metrics import Metrics
 from app.storage.log_store import LogStore, StoredCheckpoint, StoredEntry
 from app.tlog import TILE_WIDTH, TiledTree, fold_range, inclusion_plan, root_plan
 
+log = logging.getLogger("pubtrail.log_reader")
 
+_MAX_REPORTED = 10_000  # entries remembered as already logged (bounds memory under a flood)
+
+
+class EntryIntegrityError(PubtrailError):
+    """A stored entry does not hash to its leaf: storage was altered, nothing is served (500)."""
+
+    status_code = 500
 
 @dataclass(frozen=True)
 class InclusionProof:
@@ -61,13 +79,16 @@ class LogReader:
         origin: str,
         cache_tiles: int = 4096,
         latest_max_age: float = 0.5,
+        metrics: Metrics | None = None,
     ):
         self.store = store
         self.verifier_key = verifier_key
         self.origin = origin
         self.latest_max_age = latest_max_age
+        self.metrics = metrics
         self.tree = TiledTree(store, cache_size=cache_tiles)
         self._tree_lock = threading.Lock()
+        self._reported: set[int] = set()
 
     def latest(self, *, fresh: bool = False) -> StoredCheckpoint:
         """The latest signed checkpoint.
@@ -117,11 +138,15 @@ class LogReader:
     def entry_bundle(self, index: int, width: int) -> bytes:
         """An entry bundle (tlog-tiles), NotFound until the log holds all its entries."""
         start = index * TILE_WIDTH
-        if start + width > self._latest_covering(start + width).size:
+        size = self._latest_covering(start + width).size
+        if start + width > size:
             raise NotFound(f"entry bundle {tlog.entries_path(index, width)} is beyond the log's size")
         entries = self.store.entries(start, start + width)
         if len(entries) != width:
             raise NotFound(f"entry bundle {tlog.entries_path(index, width)} is incomplete in storage")
+        with self._tree_lock:
+            leaves = self.tree.node_hashes([(0, e.index) for e in entries], size)
+        self._check_entries(entries, [leaves[(0, e.index)] for e in entries], "entry_bundle")
         return tlog.encode_entry_bundle([e.data for e in entries])
 
     def entry(self, index: int) -> tuple[StoredEntry, InclusionProof, StoredCheckpoint]:
@@ -133,24 +158,55 @@ class LogReader:
         stored = self.store.entry(index)
         if stored is None:
             raise NotFound(f"entry {index} is missing from storage")
-        return stored, self.inclusion(index, checkpoint.size), checkpoint
+        proof, leaf = self._inclusion(index, checkpoint.size)
+        self._check_entries([stored], [leaf], "entry")
+        return stored, proof, checkpoint
 
     def inclusion(self, index: int, tree_size: int | None = None) -> InclusionProof:
         size = self._size(tree_size)
         _check_non_negative("index", index)
         if index >= size:
             raise BadRequest(f"index {index} must be below tree_size {size}")
-        # the root's nodes and the proof's, fetched together: one storage
-        # read when the tiles are not cached (the root is recomputed from
-        # tiles, not taken from the checkpoint)
+        return self._inclusion(index, size)[0]
+
+    def _inclusion(self, index: int, size: int) -> tuple[InclusionProof, bytes]:
+        """The inclusion proof of `index` at `size`, and the leaf hash the tiles hold for it."""
+        # the root's nodes, the proof's and the leaf, fetched together: one
+        # storage read when the tiles are not cached (the root is recomputed
+        # from tiles, not taken from the checkpoint; the leaf's tile is the
+        # proof's first)
         root_nodes = root_plan(size)
         groups = inclusion_plan(index, size)
-        nodes = list(dict.fromkeys([*root_nodes, *(node for group in groups for node in group)]))
+        nodes = list(dict.fromkeys([*root_nodes, *(node for group in groups for node in group), (0, index)]))
         with self._tree_lock:
             known = self.tree.node_hashes(nodes, size)
         root = fold_range([known[node] for node in root_nodes])
         hashes = [known[group[0]] if len(group) == 1 else fold_range([known[n] for n in group]) for group in groups]
-        return InclusionProof(index, size, root, hashes)
+        return InclusionProof(index, size, root, hashes), known[(0, index)]
+
+    def _check_entries(self, entries: Sequence[StoredEntry], tree_leaves: Sequence[bytes], read: str) -> None:
+        """Raise EntryIntegrityError unless every entry's data hashes to its stored
+        leaf hash and to its leaf in the tree (one SHA-256 per entry)."""
+        for entry, tree_leaf in zip(entries, tree_leaves, strict=True):
+            computed = tlog.leaf_hash(entry.data)
+            if computed == entry.leaf_hash == tree_leaf:
+                continue
+            if computed != entry.leaf_hash:
+                reason = (
+                    f"entry {entry.index} in storage does not hash to its stored leaf hash "
+                    "(its data or leaf hash was altered)"
+                )
+            else:
+                reason = f"entry {entry.index} in storage does not match its leaf in the log's tiles"
+            self._report(entry.index, read, reason)
+            raise EntryIntegrityError(f"{reason}; refusing to serve it (run `pubtrail audit`)")
+
+    def _report(self, index: int, read: str, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.log_integrity_failures.labels(read).inc()
+        if index not in self._reported and len(self._reported) < _MAX_REPORTED:
+            self._reported.add(index)
+            log.error("log storage integrity: %s; served as HTTP 500 until repaired", reason)
 
     def inclusion_by_hash(self, leaf_hash: bytes, tree_size: int | None = None) -> InclusionProof:
         size = self._size(tree_size)
