@@ -51,7 +51,7 @@ def public_url(host: str, port: int) -> str:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.api.reason_phrase import ReasonH11Protocol
+    from app.api.server import uvicorn_options
     from app.runtime import build_runtime
 
     settings = Settings.from_env()
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("log %s, verifier key %s", settings.origin, runtime.log.verifier_key)
     if runtime.dev_issuer is not None:
         log.info("development OIDC issuer %s", runtime.dev_issuer.issuer_url)
-    options = dict(host=args.host, port=args.port, log_level="info", http=ReasonH11Protocol)
+    options = dict(host=args.host, port=args.port, **uvicorn_options(settings))
     if args.workers > 1:
         runtime.close()
         os.environ["PUBTRAIL_PUBLIC_URL"] = settings.public_url  # the workers read their settings from it
