@@ -83,3 +83,129 @@ def test_orphan_collection_racing_an_upload_of_the_same_content_keeps_the_file(
     assert orphan.is_file()
     served = service.client.get(f"/files/{sha256}/{wheel.name}")
     assert served.status_code == 200 and served.content == data
+
+
+# --- a removed trusted publisher's tokens no longer upload ---------------------------------
+
+
+def test_token_of_a_removed_publisher_is_refused(service, tmp_path):
+    publisher = service.add_github_publisher(PROJECT)["publisher"]
+    token = service.upload_token()
+    removed = service.client.delete(f"/api/v1/projects/{PROJECT}/publishers/{publisher['id']}", headers=service.admin)
+    assert removed.status_code == 200, removed.text
+    before = _snapshot(service)
+    response = _post(service, build_wheel(tmp_path), token=token)
+    assert response.status_code == 403, (response.status_code, response.reason_phrase)
+    assert response.reason_phrase.startswith(
+        f"Invalid API Token: the trusted publisher that minted this token is no longer registered for "
+        f"project '{PROJECT}'. See ")
+    assert _snapshot(service) == before  # no entry, no stored file
+
+
+# --- the body: read no more than the form needs ------------------------------------------
+
+
+def _raw_post(service, head_extra: str, first: bytes, content_length: int, token: str | None):
+    """Open a socket, send a /legacy/ request declaring `content_length`, then `first`."""
+    port = int(service.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    auth = "".join(f"{k}: {v}\r\n" for k, v in _basic(token).items()) if token else ""
+    head = (f"POST /legacy/ HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{head_extra}"
+            f"Content-Length: {content_length}\r\n\r\n")
+    sock.sendall(head.encode() + first)
+    return sock
+
+
+def _read_head(sock) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        assert piece, data
+        data += piece
+    return data
+
+
+def _sent_until_closed(sock, limit: int) -> int:
+    """Keep sending until the server's close shows up as an error; bytes sent."""
+    sent, block = 0, b"\0" * 65536
+    deadline = time.monotonic() + 20
+    try:
+        while sent < limit and time.monotonic() < deadline:
+            sent += sock.send(block)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        return sent
+    return sent
+
+
+def test_refused_token_closes_the_connection_instead_of_reading_a_large_body(service):
+    """A 1 GiB body with a bad token: answered 403 with Connection: close, then the server
+    closes; it does not go on reading (it once read 1 GiB in 1.4 s)."""
+    sock = _raw_post(service, "Content-Type: multipart/form-data; boundary=xx\r\n", b"\0" * (2 << 20),
+                     1 << 30, token="pubtrail-v1.0000000000000000.bogus")
+    with sock:
+        head = _read_head(sock)
+        assert head.startswith(b"HTTP/1.1 403 ") and b"connection: close" in head.lower(), head
+        sent = _sent_until_closed(sock, 256 << 20)
+    assert sent < 128 << 20, sent
+
+
+def test_body_going_on_after_the_form_is_not_read(service, publisher_token, tmp_path):
+    """A complete form followed by a 400 MiB epilogue: accepted, Connection: close, and the
+    server stops reading (it once read the 400 MiB in full)."""
+    wheel = build_wheel(tmp_path)
+    body, content_type = encode(twine_fields(wheel.name, wheel.read_bytes(), name=PROJECT, version="1.0.0"))
+    filler = b"\0" * (2 << 20)
+    sock = _raw_post(service, f"Content-Type: {content_type}\r\n", body + filler,
+                     len(body) + (400 << 20), token=publisher_token)
+    with sock:
+        head = _read_head(sock)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" in head.lower(), head
+        sent = _sent_until_closed(sock, 256 << 20)
+    assert sent < 128 << 20, sent
+    assert service.client.get(f"/files/{hashlib.sha256(wheel.read_bytes()).hexdigest()}/{wheel.name}").status_code == 200
+
+
+def test_client_disconnect_mid_upload_is_counted_not_logged(service, publisher_token, tmp_path, caplog):
+    wheel = build_wheel(tmp_path, payload=os.urandom(4 << 20))
+    body, content_type = encode(twine_fields(wheel.name, wheel.read_bytes(), name=PROJECT, version="1.0.0"))
+    before = _snapshot(service)
+    sock = _raw_post(service, f"Content-Type: {content_type}\r\n", body[: 3 << 20], len(body), token=publisher_token)
+    time.sleep(0.3)
+    sock.close()
+    deadline = time.monotonic() + 10
+    while 'pubtrail_uploads_total{result="disconnected"} 1.0' not in service.client.get("/metrics").text:
+        assert time.monotonic() < deadline, "the disconnect was not counted"
+        time.sleep(0.05)
+    assert _snapshot(service) == before  # no partial file, no spool left
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+
+
+# --- a slow archive check does not hold up other requests ---------------------------------
+
+
+def test_healthz_answers_promptly_while_an_archive_check_runs(service, publisher_token, tmp_path, monkeypatch):
+    """A small sdist's check once ran on the event loop (six 80 KB uploads stalled /healthz for
+    3.7 s). Make one check take 2 s: /healthz still answers within a fraction of that."""
+    import app.services.uploads as uploads_module
+
+    real_check = uploads_module.check_archive
+    started = threading.Event()
+
+    def slow_check(path, filename):
+        started.set()
+        time.sleep(2.0)  # blocking, like inflating 64 MiB
+        return real_check(path, filename)
+
+    monkeypatch.setattr(uploads_module, "check_archive", slow_check)
+    wheel = build_wheel(tmp_path)
+    result: list[httpx.Response] = []
+    uploader = threading.Thread(target=lambda: result.append(_post(service, wheel, token=publisher_token)))
+    uploader.start()
+    try:
+        assert started.wait(10)
+        began = time.monotonic()
+        assert service.client.get("/healthz").status_code == 200
+        assert time.monotonic() - began < 1.0
+    finally:
+        uploader.join(30)
+    assert result and result[0].status_code == 200
