@@ -209,3 +209,14 @@ def test_healthz_answers_promptly_while_an_archive_check_runs(service, publisher
     finally:
         uploader.join(30)
     assert result and result[0].status_code == 200
+
+
+def test_refusals_link_to_pubtrails_own_help_page(service):
+    response = _post(service, None, data=b"x", filename="x.whl")
+    assert response.status_code == 403
+    link = f"{service.runtime.settings.public_url}/help/uploads#invalid-auth"
+    assert response.reason_phrase.endswith(f". See {link} for more information."), response.reason_phrase
+    page = service.client.get("/help/uploads")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for anchor in ("invalid-auth", "project-name", "file-size-limit", "file-name-reuse"):
+        assert f'id="{anchor}"' in page.text
