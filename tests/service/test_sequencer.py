@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from app import tlog
+from app.keys import KeyFileError
 from app.runtime import build_runtime
 from app.sequencer import LogIntegrityError
 from app.tlog import Checkpoint, MemoryTree, note
@@ -182,5 +183,5 @@ def test_other_origin_refuses_to_start(settings, make_settings, tmp_path):
 def test_signing_key_for_another_origin_is_refused(settings, make_settings, tmp_path):
     other_key_settings = make_settings(origin="other.example/log", data_dir=tmp_path / "other")
     mixed = settings.with_overrides(signing_key_file=other_key_settings.key_file)
-    with pytest.raises(ValueError, match="origin"):
+    with pytest.raises(KeyFileError, match="'other.example/log' but PUBTRAIL_ORIGIN is 'test.pubtrail.local/log'"):
         build_runtime(mixed)
