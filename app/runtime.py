@@ -26,7 +26,7 @@ from app.oidc.providers import IssuerRegistry
 from app.oidc.verifier import TokenVerifier
 from app.private_files import create_private_file, make_private_dir
 from app.sequencer import Sequencer
-from app.services.exchange import TokenExchange
+from app.services.exchange import TokenExchange, backfill_identities
 from app.services.log import Log
 from app.services.log_reader import LogReader
 from app.services.publishers import Publishers
@@ -88,6 +88,7 @@ def build_runtime(
         on_batch=metrics.observe_batch,
     )
     sequencer.initialize()
+    backfill_identities(sequencer)
     reader = LogReader(store, verifier.key_string, settings.origin, metrics=metrics)
     metrics.log_size.set(reader.latest().size)
     log = Log(sequencer, reader, metrics)

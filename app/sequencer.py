@@ -197,13 +197,14 @@ class Sequencer:
                 self._check_locked()
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[Connection]:
         """Hold the log's write lock (this process's and the database's) for the block:
-        nothing is appended meanwhile, by this process or any other."""
+        nothing is appended meanwhile, by this process or any other. Yields the
+        lock's connection, in a transaction that commits when the block ends."""
         with self._write_lock, self.store.write_connection() as conn:
             with conn.begin():
                 self.store.lock_state(conn)
-                yield
+                yield conn
 
     def _check_locked(self) -> None:
         state = self.store.state()

@@ -31,18 +31,19 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.entries import ExchangeEntry, rfc3339
+from app.entries import ExchangeEntry, decode, parse_rfc3339, rfc3339
 from app.metrics import Metrics
 from app.oidc.errors import InvalidPayload, OIDCError, ReusedToken
+from app.oidc.identity import identity_fields, query_key
 from app.oidc.providers import identity_claims
 from app.oidc.publishers import lookup_keys, select_publisher
 from app.oidc.verifier import TokenVerifier, VerifiedToken
 from app.services.log import Log
-from app.sequencer import Receipt
+from app.sequencer import Receipt, Sequencer
 from app.services.publishers import Publishers
 from app.services.rate_limit import RateLimiter
 from app.services.upload_tokens import new_token, store_token
-from app.storage.tables import Exchange, ExchangeClaim, FailedExchange, UsedJti
+from app.storage.tables import Exchange, ExchangeClaim, ExchangeIdentity, FailedExchange, LogEntry, UsedJti
 
 FAILED_EXCHANGES_KEPT = 10_000
 #: failure audit rows per second (and burst) one client address may cause
@@ -53,11 +54,13 @@ _used_jti = UsedJti.__table__
 _exchange = Exchange.__table__
 _claims = ExchangeClaim.__table__
 _failed = FailedExchange.__table__
+_identity = ExchangeIdentity.__table__
 
 # Statements built once and executed with parameters: building one per call
 # (`.values(...)`) costs SQLAlchemy more than SQLite takes to run it.
 _INSERT_EXCHANGE = _exchange.insert()
 _INSERT_CLAIM = _claims.insert()
+_INSERT_IDENTITY = _identity.insert()
 _CLAIM_JTI = {
     name: dialect.insert(_used_jti)
     .on_conflict_do_nothing(index_elements=[_used_jti.c.issuer, _used_jti.c.jti])
@@ -158,6 +161,7 @@ class TokenExchange:
             rows = [{"log_index": index, "name": k, "value": _claim_text(v)} for k, v in claims.items()]
             if rows:
                 conn.execute(_INSERT_CLAIM, rows)
+            conn.execute(_INSERT_IDENTITY, identity_row(index, entry))
             store_token(conn, token, projects, index)
 
         receipt = await self.log.append(entry.encode(), kind=entry.kind, projection=project_rows)
@@ -186,6 +190,58 @@ class TokenExchange:
     def failed_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(_failed)).scalar_one()
+
+
+def identity_row(index: int, entry: ExchangeEntry) -> dict[str, Any]:
+    """The `exchange_identity` row of the exchange entry at `index`: a pure function
+    of the entry, so the row can be rebuilt from the log."""
+    fields = identity_fields(entry.issuer, entry.provider, entry.claims)
+    row = {name: query_key(name, fields[name]) for name in _IDENTITY_COLUMNS}
+    row.update(log_index=index, at=parse_rfc3339(entry.time), provider=entry.provider)
+    return row
+
+
+_IDENTITY_COLUMNS = tuple(c.name for c in _identity.columns if c.name not in ("log_index", "at", "provider"))
+BACKFILL_BATCH = 1000
+
+
+def backfill_identities(sequencer: Sequencer) -> int:
+    """Give every logged exchange its `exchange_identity` row (exchanges logged
+    before the table existed have none); return how many rows were added.
+
+    A cheap look first, then the work under the log's write lock, so that
+    processes starting together neither collide nor race an append.
+    """
+    engine = sequencer.store.engine
+    missing = (
+        select(_exchange.c.log_index)
+        .outerjoin(_identity, _identity.c.log_index == _exchange.c.log_index)
+        .where(_identity.c.log_index.is_(None))
+        .order_by(_exchange.c.log_index)
+    )
+    with engine.connect() as conn:
+        if conn.execute(missing.limit(1)).first() is None:
+            return 0
+    added = 0
+    entries = LogEntry.__table__
+    with sequencer.locked() as conn:
+        while True:
+            indexes = list(conn.execute(missing.limit(BACKFILL_BATCH)).scalars())
+            if not indexes:
+                return added
+            stored = conn.execute(
+                select(entries.c.index, entries.c.data).where(entries.c.index.in_(indexes))
+            ).all()
+            rows = []
+            for index, data in stored:
+                entry = decode(bytes(data))
+                if not isinstance(entry, ExchangeEntry):
+                    raise ValueError(f"log entry {index} is a {entry.kind} entry, but the exchange table names it")
+                rows.append(identity_row(index, entry))
+            if len(rows) != len(indexes):
+                raise ValueError("the exchange table names log entries that are not stored")
+            conn.execute(_INSERT_IDENTITY, rows)
+            added += len(rows)
 
 
 def _claim_jti(conn: Connection, verified: VerifiedToken) -> bool:

@@ -5,8 +5,9 @@ Two groups:
 * the log itself (`LogState`, `LogEntry`, `LogTile`, `SignedCheckpoint`): the
   source of truth, enough to rebuild everything else;
 * projections of log entries (`Publisher`, `Exchange`, `ExchangeClaim`,
-  `UploadToken`, `TokenRevocation`, `Project`, `ReleaseFile`) and operational state that is not
-  logged (`UsedJti`, `FailedExchange`).
+  `ExchangeIdentity`, `UploadToken`, `TokenRevocation`, `Project`,
+  `ReleaseFile`) and operational state that is not logged (`UsedJti`,
+  `FailedExchange`).
 
 Times are integer Unix seconds (UTC): portable between SQLite and PostgreSQL
 and trivially indexable for time-window queries. Log indexes are BIGINT.
@@ -124,6 +125,30 @@ class ExchangeClaim(SQLModel, table=True):
     log_index: int = Field(sa_column=_bigint(primary_key=True))
     name: str = Field(primary_key=True)
     value: str
+
+
+class ExchangeIdentity(SQLModel, table=True):
+    """An exchange's publisher identity in provider-neutral fields
+    (`app.oidc.identity.identity_fields`), indexed for blast-radius queries.
+
+    `repository`, `workflow_ref` and `job_workflow_ref` are stored lower-cased
+    (`app.oidc.identity.query_key`); read display values from the entry.
+    """
+
+    __tablename__ = "exchange_identity"
+
+    log_index: int = Field(sa_column=_bigint(primary_key=True))
+    at: int = Field(sa_column=_bigint(index=True))
+    provider: str
+    repository: Optional[str] = Field(default=None, index=True)
+    repository_owner_id: Optional[str] = Field(default=None, index=True)
+    workflow: Optional[str] = Field(default=None, index=True)
+    workflow_ref: Optional[str] = Field(default=None, index=True)
+    job_workflow_ref: Optional[str] = Field(default=None, index=True)
+    ref: Optional[str] = Field(default=None, index=True)
+    sha: Optional[str] = Field(default=None, index=True)
+    environment: Optional[str] = Field(default=None, index=True)
+    actor: Optional[str] = Field(default=None, index=True)
 
 
 class UploadToken(SQLModel, table=True):
