@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
@@ -68,21 +65,12 @@ def log_info(reader: ReaderDep) -> dict:
     "ready for `pubtrail verify --key <verifier key> <file> --entry <entry bytes>`.",
 )
 def log_entry(index: int, reader: ReaderDep) -> dict:
-    stored, proof, latest = reader.entry(index)
-    try:
-        entry = json.loads(stored.data)
-    except ValueError:
-        entry = None
+    proven, latest = reader.entry(index)
     return {
-        "index": stored.index,
-        "kind": stored.kind,
-        "leaf_hash": stored.leaf_hash.hex(),
-        "entry": entry,
-        "entry_bytes": base64.b64encode(stored.data).decode(),
-        "inclusion_proof": proof.to_json(),
+        **proven.to_json(),
         "checkpoint": latest.note,
         "tlog_proof": tlog.TlogProof(
-            index=stored.index, hashes=proof.hashes, checkpoint=latest.note, extra=None
+            index=proven.stored.index, hashes=proven.proof.hashes, checkpoint=latest.note, extra=None
         ).to_text(),
     }
 

@@ -14,6 +14,8 @@ per entry.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -66,6 +68,30 @@ class ConsistencyProof:
             "first_root": self.first_root.hex(),
             "second_root": self.second_root.hex(),
             "hashes": [h.hex() for h in self.hashes],
+        }
+
+
+@dataclass(frozen=True)
+class ProvenEntry:
+    """A stored entry with its inclusion proof at one tree size; `to_json` is the
+    item shape every answer about log entries shares (`/api/v1/log/entries/{i}`,
+    provenance, blast radius)."""
+
+    stored: StoredEntry
+    proof: InclusionProof
+
+    def to_json(self) -> dict:
+        try:
+            entry = json.loads(self.stored.data)
+        except ValueError:
+            entry = None
+        return {
+            "index": self.stored.index,
+            "kind": self.stored.kind,
+            "leaf_hash": self.stored.leaf_hash.hex(),
+            "entry": entry,
+            "entry_bytes": base64.b64encode(self.stored.data).decode(),
+            "inclusion_proof": self.proof.to_json(),
         }
 
 
@@ -149,18 +175,28 @@ class LogReader:
         self._check_entries(entries, [leaves[(0, e.index)] for e in entries], "entry_bundle")
         return tlog.encode_entry_bundle([e.data for e in entries])
 
-    def entry(self, index: int) -> tuple[StoredEntry, InclusionProof, StoredCheckpoint]:
+    def entry(self, index: int) -> tuple[ProvenEntry, StoredCheckpoint]:
         """An entry with its inclusion proof at the latest checkpoint."""
         _check_non_negative("index", index)
         checkpoint = self._latest_covering(index + 1)
         if index >= checkpoint.size:
             raise NotFound(f"index {index} is not in the log (size {checkpoint.size})")
-        stored = self.store.entry(index)
-        if stored is None:
-            raise NotFound(f"entry {index} is missing from storage")
-        proof, leaf = self._inclusion(index, checkpoint.size)
-        self._check_entries([stored], [leaf], "entry")
-        return stored, proof, checkpoint
+        return self.proven([index], checkpoint.size)[0], checkpoint
+
+    def proven(self, indexes: Sequence[int], size: int) -> list[ProvenEntry]:
+        """The entries at `indexes` (each below `size`, the size of a signed
+        checkpoint), in the order given, each with its inclusion proof at
+        `size`; every entry is checked against its leaf before it is returned.
+        NotFound if an entry is missing from storage."""
+        stored = self.store.entries_at(indexes)
+        out = []
+        for index in indexes:
+            if index not in stored:
+                raise NotFound(f"entry {index} is missing from storage")
+            proof, leaf = self._inclusion(index, size)
+            self._check_entries([stored[index]], [leaf], "entry")
+            out.append(ProvenEntry(stored[index], proof))
+        return out
 
     def inclusion(self, index: int, tree_size: int | None = None) -> InclusionProof:
         size = self._size(tree_size)

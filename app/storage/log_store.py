@@ -32,6 +32,7 @@ _entries = LogEntry.__table__
 _tiles = LogTile.__table__
 _checkpoints = SignedCheckpoint.__table__
 _state = LogState.__table__
+_ENTRIES_AT = select(_entries).where(_entries.c.index.in_(bindparam("indexes", expanding=True)))
 
 
 def _tile_upsert(dialect):
@@ -283,6 +284,16 @@ class LogStore:
         return [
             StoredEntry(r.index, r.kind, bytes(r.leaf_hash), bytes(r.data), r.logged_at) for r in rows
         ]
+
+    def entries_at(self, indexes: Sequence[int]) -> dict[int, StoredEntry]:
+        """The stored entries at `indexes` (any order), by index; missing ones are absent."""
+        if not indexes:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(_ENTRIES_AT, {"indexes": list(indexes)}).all()
+        return {
+            r.index: StoredEntry(r.index, r.kind, bytes(r.leaf_hash), bytes(r.data), r.logged_at) for r in rows
+        }
 
     def iter_entries(self, stop: int, chunk: int = 10_000):
         """Entries 0 <= index < stop in index order, read `chunk` rows at a time."""

@@ -158,7 +158,7 @@ def test_reader_sees_what_another_process_appended(settings):
         assert reader.inclusion(1, 2).tree_size == 2
         assert reader.checkpoint_at(2).size == 2
         assert reader.consistency(1, 2).second == 2
-        assert reader.entry(1)[0].data == b"two"
+        assert reader.entry(1)[0].stored.data == b"two"
         assert reader.tile(0, 0, 2) == writer.log.reader.tile(0, 0, 2)
         time.sleep(reader.latest_max_age + 0.05)
         assert reader.latest().size == 2
