@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
+from app.identity import workflow_filename_from_ref, workflow_filepath_from_ref_uri
 from app.oidc.errors import InvalidPublisher
 
 __all__ = [
@@ -235,17 +236,8 @@ _GITHUB_OWNER = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"
 _GITHUB_REPO = r"[A-Za-z0-9._-]{1,100}"
 _GITHUB_REPOSITORY_RE = re.compile(rf"^{_GITHUB_OWNER}/{_GITHUB_REPO}$")
 _WORKFLOW_FILENAME_RE = re.compile(r"^[^/\\\s@]*[^/\\\s@.][^/\\\s@]*\.(?:yml|yaml)$")
-# The workflow filename inside a workflow ref: the last path segment ending
-# .yml/.yaml right before the "@" that starts the ref (warehouse's pattern).
-_WORKFLOW_IN_REF_RE = re.compile(r"([^/]+\.(?:yml|yaml))(?=@)")
 
 _PULL_REQUEST_TARGET = "pull_request_target"
-
-
-def workflow_filename_from_ref(workflow_ref: str) -> str | None:
-    """workflow_filename_from_ref extracts ``release.yml`` from ``o/r/.github/workflows/release.yml@refs/...``."""
-    match = _WORKFLOW_IN_REF_RE.search(workflow_ref)
-    return match.group(1) if match else None
 
 
 def _check_job_workflow_ref(publisher: GitHubPublisher, value: Any, claims: Mapping[str, Any]) -> str | None:
@@ -353,17 +345,6 @@ class GitHubPublisher(Publisher):
 _GITLAB_SEGMENT = r"[A-Za-z0-9_.][A-Za-z0-9_.+-]*"
 _GITLAB_NAMESPACE_RE = re.compile(rf"^{_GITLAB_SEGMENT}(?:/{_GITLAB_SEGMENT})*$")
 _GITLAB_PROJECT_RE = re.compile(rf"^{_GITLAB_SEGMENT}$")
-
-
-def workflow_filepath_from_ref_uri(ci_config_ref_uri: str) -> str | None:
-    """workflow_filepath_from_ref_uri extracts ``ci/release.yml`` from ``gitlab.com/ns/p//ci/release.yml@refs/...``."""
-    _, sep, rest = ci_config_ref_uri.partition("//")
-    if not sep:
-        return None
-    path, at, _ref = rest.rpartition("@")
-    if not at or not path.endswith((".yml", ".yaml")):
-        return None
-    return path
 
 
 def _check_ci_config_ref_uri(publisher: GitLabPublisher, value: Any, claims: Mapping[str, Any]) -> str | None:
