@@ -158,7 +158,7 @@ class TokenExchange:
                     "token_expires_at": token.expires_at,
                 },
             )
-            rows = [{"log_index": index, "name": k, "value": _claim_text(v)} for k, v in claims.items()]
+            rows = [{"log_index": index, "name": k, "value": claim_text(v)} for k, v in claims.items()]
             if rows:
                 conn.execute(_INSERT_CLAIM, rows)
             conn.execute(_INSERT_IDENTITY, identity_row(index, entry))
@@ -286,7 +286,8 @@ def _peek(raw_token: str | None) -> tuple[str | None, str | None]:
     return issuer, repository if isinstance(repository, str) else None
 
 
-def _claim_text(value: Any) -> str:
+def claim_text(value: Any) -> str:
+    """A claim's value as the `exchange_claim` table stores it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -17,7 +17,10 @@ memory (about 64 bytes per entry) and compares:
   checkpoints are consistent with one another and with the entries).
 
 `audit_sequencer` runs it under the log's write lock, so that appends (from
-any process) wait and the audit sees one state.
+any process) wait and the audit sees one state. Under the same lock it
+replays the entries and compares every query table with the rows they imply
+(`app.services.projection_audit`): a table that could not be rebuilt from
+the log is a problem.
 
 Given the blob store, `audit_sequencer` also checks every stored file
 against its `upload` entry: the file must be there, with the entry's size,
@@ -37,6 +40,7 @@ from app import tlog
 from app.distributions.blobs import BlobStore, InvalidDigest
 from app.entries import EntryError, UploadEntry, decode
 from app.sequencer import Sequencer
+from app.services.projection_audit import audit_projections
 from app.storage.log_store import LogStore
 from app.tlog import MemoryTree, note
 from app.tlog.tiles import tile_width_at, tiles_for_size
@@ -63,6 +67,7 @@ class AuditReport:
     tiles: int = 0
     checkpoints: int = 0
     files: int | None = None  # None: stored files were not checked
+    query_tables: int | None = None  # None: the projections were not checked
     problems: list[str] = field(default_factory=list)
     truncated: bool = False
 
@@ -78,9 +83,10 @@ class AuditReport:
 
     def summary(self) -> str:
         files = "" if self.files is None else f", {self.files} files"
+        tables = "" if self.query_tables is None else f", {self.query_tables} query tables"
         head = (
             f"size {self.size}: {self.entries} entries, {self.tiles} tiles, "
-            f"{self.checkpoints} checkpoints{files} checked"
+            f"{self.checkpoints} checkpoints{files}{tables} checked"
         )
         if self.ok:
             return head + ", no problem found"
@@ -227,13 +233,21 @@ def audit_files(report: AuditReport, blobs: BlobStore, uploads: list[FileClaim])
             report.problem(f"{name}: the stored file's blake2b-256 is {blake2b.hexdigest()}, not the entry's")
 
 
-def audit_sequencer(sequencer: Sequencer, *, chunk: int = 10_000, blobs: BlobStore | None = None) -> AuditReport:
+def audit_sequencer(
+    sequencer: Sequencer, *, chunk: int = 10_000, blobs: BlobStore | None = None, projections: bool = True
+) -> AuditReport:
     """`audit_log` of a sequencer's log, holding the write lock so nothing appends
-    meanwhile; then, given `blobs`, `audit_files` of every upload entry's file
-    (after the lock is released; see the module docstring)."""
+    meanwhile, and (with `projections`) `audit_projections`: every query table
+    compared with what the entries imply; then, given `blobs`, `audit_files` of
+    every upload entry's file (after the lock is released; see the module docstring)."""
     uploads: list[FileClaim] | None = [] if blobs is not None else None
-    with sequencer.locked():
+    with sequencer.locked() as conn:
         report = audit_log(sequencer.store, sequencer.verifier, sequencer.origin, chunk=chunk, uploads=uploads)
+        if projections:
+            rebuilt = audit_projections(conn, sequencer.store.iter_entries(report.size, chunk))
+            report.query_tables = len(rebuilt.tables)
+            for problem in rebuilt.problems:
+                report.problem(problem)
     if blobs is not None and uploads is not None:
         audit_files(report, blobs, uploads)
     return report

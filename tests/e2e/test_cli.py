@@ -141,6 +141,7 @@ def test_audit_finds_a_tampered_entry(base_env):
 
     from app.config import Settings
     from app.runtime import build_runtime
+    from app.services.publishers import parse_publisher
 
     env = {**base_env, "PUBTRAIL_ADMIN_TOKEN": ADMIN}
     _pubtrail("keygen", "--origin", "cli.test/log", env=env)
@@ -149,7 +150,12 @@ def test_audit_finds_a_tampered_entry(base_env):
     async def fill():
         await runtime.start()
         try:
-            await asyncio.gather(*(runtime.log.append(b'{"n":%d}' % i, kind="test") for i in range(300)))
+            await asyncio.gather(*(
+                runtime.publishers.add(f"project-{i}", parse_publisher({
+                    "provider": "github", "repository": f"o/r{i}", "repository_owner_id": "1", "workflow": "r.yml",
+                }), "admin")
+                for i in range(300)
+            ))
         finally:
             await runtime.stop()
 
@@ -157,7 +163,7 @@ def test_audit_finds_a_tampered_entry(base_env):
     db = runtime.settings.effective_database_url.split("///", 1)[1]
     runtime.close()
     clean = _pubtrail("audit", env=env)
-    assert "size 300" in clean.stdout and "no problem found" in clean.stdout
+    assert "size 300" in clean.stdout and "query tables" in clean.stdout and "no problem found" in clean.stdout
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE log_entry SET data = ? WHERE \"index\" = 17", (b'{"n":1700}',))
     tampered = _pubtrail("audit", env=env, check=False)
