@@ -12,15 +12,24 @@ import hmac
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 
+from app.api import openapi
 from app.api.deps import RuntimeDep
 from app.errors import BadRequest, Unauthorized
 from app.services.publishers import parse_publisher
 
 
-def require_admin(runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The admin's name for log entries; 401 unless the bearer token is one of the admins'."""
+def require_admin(
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Security(openapi.ADMIN_TOKEN)] = None,
+) -> str:
+    """The admin's name for log entries; 401 unless the bearer token is one of the admins'.
+
+    (`_documented` only puts the admin token's security scheme on every route
+    that depends on this; it never refuses anything.)"""
     scheme, _, presented = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise Unauthorized("admin routes need Authorization: Bearer <admin token>")
@@ -36,7 +45,8 @@ def require_admin(runtime: RuntimeDep, authorization: Annotated[str | None, Head
 
 
 AdminDep = Annotated[str, Depends(require_admin)]
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], responses=openapi.ADMIN_REFUSALS)
+_BAD_PROJECT = "not a valid project name"
 
 
 async def _json_body(request: Request, *, required: bool) -> Any:
@@ -62,7 +72,11 @@ def _json_object_body(example: dict, *, required: bool) -> dict:
     }
 
 
-@router.get("/projects/{project}/publishers", summary="List a project's trusted publishers")
+@router.get(
+    "/projects/{project}/publishers",
+    summary="List a project's trusted publishers",
+    responses=openapi.errors({400: _BAD_PROJECT, 404: "the project has no files and never had a publisher"}),
+)
 def list_publishers(project: str, runtime: RuntimeDep, _admin: AdminDep) -> dict:
     """404 when the project has no files and never had a publisher."""
     return {"publishers": [p.to_json() for p in runtime.publishers.list(project)]}
@@ -82,6 +96,15 @@ def list_publishers(project: str, runtime: RuntimeDep, _admin: AdminDep) -> dict
         {"provider": "github", "repository": "owner/repo", "repository_owner_id": "12345", "workflow": "release.yml"},
         required=True,
     ),
+    responses={
+        **openapi.errors(
+            {
+                400: "not a valid project name, or the body is not a valid publisher of a known provider",
+                409: "the same publisher is already registered for the project",
+            }
+        ),
+        **openapi.BODY_REFUSALS,
+    },
 )
 async def add_publisher(project: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> dict:
     publisher = parse_publisher(await _json_body(request, required=True))
@@ -89,7 +112,11 @@ async def add_publisher(project: str, request: Request, runtime: RuntimeDep, adm
     return {"publisher": registered.to_json(), "receipt": receipt.to_json()}
 
 
-@router.delete("/projects/{project}/publishers/{publisher_id}", summary="Remove a trusted publisher (logged)")
+@router.delete(
+    "/projects/{project}/publishers/{publisher_id}",
+    summary="Remove a trusted publisher (logged)",
+    responses=openapi.errors({400: _BAD_PROJECT, 404: "no such publisher for the project"}),
+)
 async def remove_publisher(project: str, publisher_id: str, runtime: RuntimeDep, admin: AdminDep) -> dict:
     removed, receipt = await runtime.publishers.remove(project, publisher_id, admin)
     return {"publisher": removed.to_json(), "receipt": receipt.to_json()}
@@ -110,6 +137,15 @@ def live_tokens(publisher_id: str, runtime: RuntimeDep, _admin: AdminDep) -> dic
     description='Optional body `{"reason": "..."}` (at most 1000 characters), recorded in the `revocation` '
     "entry. Answers with the log receipt; 404 for a token that is unknown, already revoked or expired.",
     openapi_extra=_json_object_body({"reason": "the workflow's repository was compromised"}, required=False),
+    responses={
+        **openapi.errors(
+            {
+                400: 'the body is not JSON, or not an object with at most a "reason" string',
+                404: "no live upload token with that id",
+            }
+        ),
+        **openapi.BODY_REFUSALS,
+    },
 )
 async def revoke_token(token_id: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> dict:
     body = await _json_body(request, required=False)

@@ -7,7 +7,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import admin_routes, home_routes, legacy_routes, log_routes, oidc_routes, ops_routes, simple_routes
+from app.api import (
+    admin_routes,
+    home_routes,
+    legacy_routes,
+    log_routes,
+    oidc_routes,
+    openapi,
+    ops_routes,
+    provenance_routes,
+    simple_routes,
+)
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.errors import install_error_handlers
 from app.api.methods import MethodsMiddleware
@@ -58,9 +68,11 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(log_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(provenance_routes.router)  # after admin: /projects/{p}/publishers is the admin's
     app.include_router(ops_routes.router)
     app.include_router(legacy_routes.router)
     app.include_router(simple_routes.router)
+    openapi.install(app)
     return app
 
 

@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api import openapi
 from app.api.deps import ReaderDep
 
 router = APIRouter()
@@ -58,7 +59,19 @@ def prefers_json(accept: str | None) -> bool:
     return best["json"] > best["html"] and best["json"] > 0
 
 
-@router.get("/", include_in_schema=False)
+@router.get(
+    "/",
+    summary="The log's name, size and verifier key, and the main endpoints",
+    response_class=HTMLResponse,
+    responses={
+        200: openapi.content(
+            "text/html",
+            "an HTML page, or JSON when Accept prefers application/json",
+            also=("application/json",),
+            headers={"Vary": openapi.header("`Accept`")},
+        )
+    },
+)
 def home(request: Request, reader: ReaderDep) -> Response:
     latest = reader.latest()
     info = {

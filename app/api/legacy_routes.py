@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, Security
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.requests import ClientDisconnect
 
+from app.api import openapi
 from app.api.deps import RuntimeDep
 from app.api.reason_phrase import ReasonResponse
 from app.distributions.errors import HELP_PATH, UploadError
@@ -42,6 +43,26 @@ router = APIRouter(tags=["pypi"])
 #: Bytes of a refused body read and dropped before the connection is closed.
 _REFUSED_DRAIN = 1024 * 1024
 _CLOSE = {"Connection": "close"}
+
+_UPLOAD_FORM = {
+    "type": "object",
+    "required": [":action", "protocol_version", "name", "version", "content"],
+    "properties": {
+        ":action": {"type": "string", "enum": ["file_upload"]},
+        "protocol_version": {"type": "string", "enum": ["1"]},
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "filetype": {"type": "string", "enum": ["sdist", "bdist_wheel"]},
+        "pyversion": {"type": "string"},
+        "metadata_version": {"type": "string"},
+        "summary": {"type": "string"},
+        "requires_python": {"type": "string"},
+        "sha256_digest": {"type": "string"},
+        "blake2_256_digest": {"type": "string"},
+        "md5_digest": {"type": "string"},
+        "content": {"type": "string", "format": "binary", "description": "the distribution file"},
+    },
+}
 
 
 class _Body:
@@ -77,6 +98,18 @@ class _Body:
     "fields, digests, the file as `content`), authenticated with HTTP Basic `__token__` / upload token. "
     "Errors are reported in the HTTP reason phrase, as on PyPI.",
     response_class=JSONResponse,
+    dependencies=[Security(openapi.UPLOAD_TOKEN)],
+    responses={
+        **openapi.text_errors(
+            {
+                400: "the form or the file is refused (the reason is also the status line's)",
+                403: "no upload token, or one that is invalid, expired, revoked or not for this project",
+                410: "an :action other than file_upload (PyPI retired them)",
+            }
+        ),
+        **openapi.errors({408: "the request body stalled: no data within the server's chunk timeout"}),
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _UPLOAD_FORM}}}},
 )
 async def upload(request: Request, runtime: RuntimeDep) -> Response:
     uploads = runtime.uploads

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from app import tlog
+from app.api import openapi
 from app.api.deps import ReaderDep
 from app.errors import BadRequest, NotFound
 
@@ -15,8 +16,15 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=5"
 NOTE_TYPE = "text/plain; charset=utf-8"
 
+_CACHED = {"Cache-Control": openapi.header("how long the answer may be cached")}
 
-@router.get("/checkpoint", response_class=PlainTextResponse, summary="Latest signed checkpoint (C2SP)")
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    summary="Latest signed checkpoint (C2SP)",
+    responses={200: openapi.content(openapi.TEXT, "the checkpoint as a C2SP signed note", headers=_CACHED)},
+)
 def checkpoint(reader: ReaderDep) -> Response:
     return Response(reader.latest().note, media_type=NOTE_TYPE, headers={"Cache-Control": "no-cache"})
 
@@ -27,7 +35,13 @@ def checkpoint(reader: ReaderDep) -> Response:
     description="`tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, as C2SP tlog-tiles. "
     "Full tiles are immutable; partial ones are cached briefly. 404 until the log reaches a tile, "
     "and for any percent-encoded path: each tile has exactly one URL.",
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    response_class=Response,
+    responses={
+        200: openapi.content(openapi.OCTET_STREAM, "the tile or entry bundle", schema={"type": "string", "format": "binary"},
+                             headers=_CACHED),
+        **openapi.errors({404: "not a tile path, a percent-encoded one, or beyond the log's size"}),
+        **openapi.INTEGRITY_FAILURE,
+    },
 )
 def tile(tile_path: str, request: Request, reader: ReaderDep) -> Response:
     # Tile paths are plain ASCII; `%2F` would otherwise decode into a second
@@ -63,6 +77,11 @@ def log_info(reader: ReaderDep) -> dict:
     summary="One entry with its inclusion proof at the latest size",
     description="`tlog_proof` is the same proof and checkpoint as C2SP tlog-proof text, "
     "ready for `pubtrail verify --key <verifier key> <file> --entry <entry bytes>`.",
+    responses={
+        **openapi.BAD_PARAMETERS,
+        **openapi.errors({404: "no entry at that index yet"}),
+        **openapi.INTEGRITY_FAILURE,
+    },
 )
 def log_entry(index: int, reader: ReaderDep) -> dict:
     proven, latest = reader.entry(index)
@@ -75,7 +94,16 @@ def log_entry(index: int, reader: ReaderDep) -> dict:
     }
 
 
-@router.get("/api/v1/log/proof/inclusion", summary="Inclusion proof by index or by leaf hash")
+@router.get(
+    "/api/v1/log/proof/inclusion",
+    summary="Inclusion proof by index or by leaf hash",
+    responses=openapi.errors(
+        {
+            400: "not exactly one of index and leaf_hash, or a value malformed or out of range",
+            404: "no entry with that leaf hash in the tree of that size",
+        }
+    ),
+)
 def inclusion_proof(
     reader: ReaderDep,
     index: int | None = Query(None, description="the entry's index"),
@@ -93,7 +121,11 @@ def inclusion_proof(
     return reader.inclusion(index, tree_size).to_json()
 
 
-@router.get("/api/v1/log/proof/consistency", summary="Consistency proof between two sizes")
+@router.get(
+    "/api/v1/log/proof/consistency",
+    summary="Consistency proof between two sizes",
+    responses=openapi.errors({400: "a size missing, malformed, negative, beyond the log, or first above second"}),
+)
 def consistency_proof(
     reader: ReaderDep,
     first: int = Query(..., description="the older size"),
@@ -102,6 +134,15 @@ def consistency_proof(
     return reader.consistency(first, second).to_json()
 
 
-@router.get("/api/v1/log/checkpoints/{size}", summary="The checkpoint signed at a size, if one was")
+@router.get(
+    "/api/v1/log/checkpoints/{size}",
+    summary="The checkpoint signed at a size, if one was",
+    response_class=PlainTextResponse,
+    responses={
+        200: openapi.content(openapi.TEXT, "the checkpoint as a C2SP signed note", headers=_CACHED),
+        **openapi.BAD_PARAMETERS,
+        **openapi.errors({404: "no checkpoint was signed at that size"}),
+    },
+)
 def checkpoint_at(size: int, reader: ReaderDep) -> Response:
     return Response(reader.checkpoint_at(size).note, media_type=NOTE_TYPE, headers={"Cache-Control": IMMUTABLE})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from app.api import openapi
 from app.api.deps import RuntimeDep
 from app.oidc.errors import OIDCError
 
@@ -27,6 +28,26 @@ def audience(runtime: RuntimeDep) -> dict:
     '"receipt": <the exchange entry\'s log receipt>}`. '
     'Failure: 422 `{"message": "Token request failed", "errors": [{"code": ..., "description": ...}]}` '
     "with codes invalid-payload, invalid-token, invalid-reuse-token, invalid-publisher, not-enabled.",
+    responses={
+        422: openapi.json_body(
+            openapi.TokenRequestFailed, "the exchange was refused (a body over 64 KiB is invalid-payload)"
+        ),
+        **openapi.errors({408: "the request body stalled: no data within the server's chunk timeout"}),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["token"],
+                        "properties": {"token": {"type": "string", "description": "the OIDC identity token (JWT)"}},
+                    }
+                }
+            },
+        }
+    },
 )
 async def mint_token(request: Request, runtime: RuntimeDep) -> JSONResponse:
     # The body is at most 64 KiB: app.api.body_limit refuses larger ones
