@@ -29,6 +29,7 @@ from app.sequencer import Sequencer
 from app.services.exchange import TokenExchange, backfill_identities
 from app.services.log import Log
 from app.services.log_reader import LogReader
+from app.services.provenance import Provenance
 from app.services.publishers import Publishers
 from app.services.token_admin import TokenAdmin
 from app.services.upload_tokens import UploadTokens
@@ -50,6 +51,7 @@ class Runtime:
     token_admin: TokenAdmin
     blobs: BlobStore
     uploads: Uploads
+    provenance: Provenance
     dev_issuer: DevIssuer | None = None
 
     async def start(self) -> None:
@@ -127,6 +129,7 @@ def build_runtime(
         token_admin=TokenAdmin(engine, log, clock),
         blobs=blobs,
         uploads=uploads,
+        provenance=Provenance(engine, reader),
         dev_issuer=dev_issuer,
     )
 
