@@ -15,6 +15,7 @@ from app.api import (
     oidc_routes,
     openapi,
     ops_routes,
+    provenance_routes,
     simple_routes,
 )
 from app.api.body_limit import BodyLimitMiddleware
@@ -67,6 +68,7 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(log_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(provenance_routes.router)  # after admin: /projects/{p}/publishers is the admin's
     app.include_router(ops_routes.router)
     app.include_router(legacy_routes.router)
     app.include_router(simple_routes.router)
