@@ -159,7 +159,12 @@ def verify_item(
     if "kind" in item and item["kind"] != entry.kind:
         raise AnswerMismatchError(f"{where}.kind is {item['kind']!r}, the entry is a {entry.kind!r} entry")
     if "entry" in item and item["entry"] != entry.to_json():
-        raise AnswerMismatchError(f"{where}.entry is not what its verified entry bytes say")
+        logged = entry.to_json()
+        said = item["entry"] if isinstance(item["entry"], dict) else {}
+        differ = sorted(k for k in set(said) | set(logged) if said.get(k, ...) != logged.get(k, ...)) or ["(all)"]
+        raise AnswerMismatchError(
+            f"{where}.entry is not what its verified entry bytes say (differs in {', '.join(differ)})"
+        )
     if kind is not None and entry.kind != kind:
         raise AnswerMismatchError(f"{where} holds a {entry.kind!r} entry where a {kind!r} entry belongs")
     return VerifiedItem(index, computed, entry_bytes, entry)
