@@ -5,8 +5,12 @@
     pubtrail audit                           rebuild the tree from every stored entry and compare
                                              every tile and checkpoint (exit 1 on any problem)
     pubtrail keygen --origin O [--out FILE]  create a log signing key, print its verifier key
-    pubtrail verify --key VKEY PROOF (--entry FILE | --leaf-hash HEX)
+    pubtrail verify FILE... --server URL --key VKEY [--strict-identity]
+                                             verify downloaded files' provenance against a pinned key
+    pubtrail verify-receipt PROOF --key VKEY (--entry FILE | --leaf-hash HEX)
                                              check a receipt (C2SP tlog-proof text) offline
+    pubtrail blast-radius --server URL --key VKEY [criteria] [--json | --csv]
+                                             what an identity published, each item verified
     pubtrail publishers add|list|remove ...  manage trusted publishers through the admin API
     pubtrail dev token --repository O/R --workflow F [--url URL]
                                              print a GitHub-shaped token from a development server's issuer
@@ -25,12 +29,12 @@ import logging
 import sys
 from typing import NoReturn
 
-from app.cli import audit, dev, keygen, publishers, serve, verify
+from app.cli import audit, blast_radius, dev, keygen, publishers, serve, verify
 from app.cli.errors import USAGE, CliError, describe
 
 __all__ = ["main", "build_parser"]
 
-GROUPS = (serve, audit, keygen, verify, publishers, dev)
+GROUPS = (serve, audit, keygen, verify, blast_radius, publishers, dev)
 
 
 class _Parser(argparse.ArgumentParser):

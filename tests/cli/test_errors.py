@@ -66,8 +66,11 @@ def test_verify_with_a_malformed_key_or_leaf_hash(env, capsys, tmp_path):
     verifier = write_new_key(tmp_path / "k", "cli.test/log")
     proof = tmp_path / "proof.txt"
     proof.write_text("anything")
-    assert "--key" in error_line(capsys, "verify", "--key", "not a key", str(proof), "--leaf-hash", "00", code=2)
-    assert "--leaf-hash" in error_line(capsys, "verify", "--key", verifier, str(proof), "--leaf-hash", "xyz", code=2)
+    assert "--key" in error_line(capsys, "verify-receipt", "--key", "not a key", str(proof), "--leaf-hash", "00", code=2)
+    assert "--leaf-hash" in error_line(capsys, "verify-receipt", "--key", verifier, str(proof), "--leaf-hash", "xyz", code=2)
+    # the older spelling needs tlog-proof text, so a downloaded file is never taken for a receipt
+    line = error_line(capsys, "verify", "--key", verifier, str(proof), "--leaf-hash", "00", code=2)
+    assert "c2sp.org/tlog-proof" in line
 
 
 def test_dev_token_without_an_owner(env, capsys, monkeypatch):
@@ -169,7 +172,7 @@ def test_publisher_flags_of_another_provider_are_refused(env, capsys, monkeypatc
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["serve"], ["keygen"], ["verify"], ["audit"], ["publishers"], ["publishers", "add"],
+    [[], ["serve"], ["keygen"], ["verify"], ["verify-receipt"], ["blast-radius"], ["audit"], ["publishers"], ["publishers", "add"],
      ["publishers", "list"], ["publishers", "remove"], ["dev"], ["dev", "token"]],
 )
 def test_help(capsys, argv):
