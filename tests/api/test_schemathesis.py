@@ -160,6 +160,11 @@ def _known_good(pubtrail: Pubtrail) -> dict[str, list[dict[str, Any]]]:
             }
         ],
         "GET /api/v1/publishers/{publisher_id}/tokens": [{"path_parameters": {"publisher_id": pubtrail.publisher_id}}],
+        "GET /api/v1/provenance/{sha256}": [
+            {"path_parameters": {"sha256": sha256}} for sha256 in (pubtrail.wheel_sha256, pubtrail.wheel_sha256.upper())
+        ],
+        "GET /api/v1/projects/{project}": [{"path_parameters": {"project": PROJECT}}],
+        "GET /api/v1/projects/{project}/{version}": [{"path_parameters": {"project": PROJECT, "version": "1.0"}}],
     }
 
 
