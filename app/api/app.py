@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.api import (
     admin_routes,
+    blast_radius_routes,
     home_routes,
     legacy_routes,
     log_routes,
@@ -72,6 +73,7 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(ops_routes.router)
     app.include_router(legacy_routes.router)
     app.include_router(simple_routes.router)
+    app.include_router(blast_radius_routes.router)
     openapi.install(app)
     return app
 
