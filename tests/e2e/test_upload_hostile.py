@@ -220,3 +220,19 @@ def test_refusals_link_to_pubtrails_own_help_page(service):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for anchor in ("invalid-auth", "project-name", "file-size-limit", "file-name-reuse"):
         assert f'id="{anchor}"' in page.text
+
+
+@pytest.mark.parametrize("size", [3 << 20, 24 << 20])
+def test_twine_shows_why_a_large_upload_was_refused(service, publisher_token, tmp_path, size):
+    """twine sends the whole body before it reads the answer: a refused multi-MiB wheel
+    must still show the refusal's reason, not a reset connection."""
+    from tests.e2e.test_upload import _twine
+
+    wheel = build_wheel(tmp_path, payload=os.urandom(size))
+    token_id = publisher_token.split(".")[1]
+    assert service.client.post(f"/api/v1/tokens/{token_id}/revoke", headers=service.admin).status_code == 200
+    before = _snapshot(service)
+    result = _twine(service, publisher_token, wheel)
+    assert result.returncode != 0
+    assert "Invalid API Token: the token has been revoked" in result.stdout + result.stderr, result.stdout + result.stderr
+    assert _snapshot(service) == before
