@@ -121,3 +121,31 @@ def test_crafted_answers_from_the_real_server(published):
     with pytest.raises(errors.AnswerMismatchError):
         verify_provenance(tampered, verifier, wheel)
     assert size == service.log_size()
+
+
+def test_blast_radius_against_the_real_server(published, capsys):
+    import json
+
+    service, key, files = published
+    asked = ["--server", service.url, "--key", key, "--repository", "Octo-Org/SampleProject"]
+    code, out, err = run(capsys, "blast-radius", *asked, "--json", "--limit", "1")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert sorted(u["filename"] for u in answer["uploads"]) == sorted(files)
+    assert answer["totals"]["uploads"] == 3 and len(answer["exchanges"]) == 2 and answer["next_cursor"] is None
+    assert answer["projects"] == {PROJECT: {"1.0.0": [f.name for f in files.values()][:2], "1.1.0": ["sampleproject-1.1.0-py3-none-any.whl"]}}
+
+    code, out, err = run(capsys, "blast-radius", *asked, "--workflow", "deploy.yml")
+    assert code == 0, err
+    assert "sampleproject-1.1.0-py3-none-any.whl" in out and "sampleproject-1.0.0.tar.gz" not in out
+    assert "Totals: 1 exchanges, 1 uploads, 1 projects, 1 releases" in out
+
+    code, out, err = run(capsys, "blast-radius", *asked, "--csv")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("index,") and len(out.splitlines()) == 4
+
+    other_key = note.generate_key(note.Verifier(key).name)[1]
+    code, out, err = run(capsys, "blast-radius", *asked[:2], "--key", other_key, *asked[4:])
+    assert code == 1 and "checkpoint signature" in err and not out
+    code, out, err = run(capsys, "blast-radius", *asked[:4])
+    assert code == 2 and "at least one criterion" in err
