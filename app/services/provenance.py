@@ -202,6 +202,8 @@ class Provenance:
             upload_index, exchange_index = row.log_index, row.exchange_log_index
             if upload_index >= checkpoint.size:  # committed by another process after our cached checkpoint
                 checkpoint = self.reader.latest(fresh=True)
+                if upload_index >= checkpoint.size:
+                    raise NotFound(f"the upload of sha256 {digest} is not in a signed checkpoint yet")
             previous = conn.execute(
                 _PREVIOUS_RELEASE, {"project": row.project, "version": row.version, "before": upload_index}
             ).first()

@@ -200,3 +200,15 @@ def test_provenance_reads_a_constant_number_of_rows(service, tmp_path):
             event.remove(engine, "before_cursor_execute", count)
     first, last = statements[: len(statements) // 2], statements[len(statements) // 2:]
     assert len(first) == len(last) <= 3, statements  # the file, its previous release, the entries
+
+
+def test_a_file_logged_by_another_process_is_answered_at_once(make_service, tmp_path):
+    """Another process's checkpoints reach this one's cache late; a file newer than the
+    cached checkpoint makes the answer re-read the latest one instead of failing."""
+    here, there = make_service(), make_service()  # two processes' runtimes on one database
+    here.add_github_publisher(PROJECT)
+    assert here.client.get("/api/v1/provenance/" + "0" * 64).status_code == 404  # caches the checkpoint
+    wheel = upload(there, mint(there), tmp_path, "1.0.0")
+    answer = _provenance(here, wheel.sha256)
+    assert answer["upload"]["index"] == wheel.index and answer["tree_size"] > wheel.index
+    verify_item(open_answer(here, answer), answer["upload"])
