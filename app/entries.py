@@ -13,6 +13,9 @@ the same leaf hash. Every entry has `kind`, `v` (schema version, 1) and
     publisher  a trusted publisher added to or removed from a project, by whom
     revocation an upload token revoked before its expiry: which token, the
                exchange that minted it, by whom, and why
+    incident   an incident declared: its id, description, the blast-radius
+               criteria it covers (canonical JSON object), by whom, and the
+               upload tokens it revoked
 
 Never a raw OIDC token, never an upload token's secret.
 
@@ -119,8 +122,18 @@ class RevocationEntry(Entry):
     reason: str | None
 
 
+@dataclass(frozen=True)
+class IncidentEntry(Entry):
+    kind: ClassVar[str] = "incident"
+    incident_id: str
+    description: str
+    criteria: dict[str, str]  # app.services.criteria.Criteria.to_json()
+    actor: str
+    revoked_tokens: list[str]  # sorted token ids, each valid when the incident was declared
+
+
 KINDS: dict[str, type[Entry]] = {
-    cls.kind: cls for cls in (ExchangeEntry, UploadEntry, PublisherEntry, RevocationEntry)
+    cls.kind: cls for cls in (ExchangeEntry, UploadEntry, PublisherEntry, RevocationEntry, IncidentEntry)
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from sqlalchemy import Engine
@@ -27,6 +27,7 @@ from app.oidc.verifier import TokenVerifier
 from app.private_files import create_private_file, make_private_dir
 from app.sequencer import Sequencer
 from app.services.exchange import TokenExchange, backfill_identities
+from app.services.incidents import Incidents
 from app.services.log import Log
 from app.services.log_reader import LogReader
 from app.services.provenance import Provenance
@@ -53,6 +54,11 @@ class Runtime:
     uploads: Uploads
     provenance: Provenance
     dev_issuer: DevIssuer | None = None
+    incidents: Incidents = field(init=False)  # declared incidents and what they cover
+
+    def __post_init__(self) -> None:
+        self.incidents = Incidents(self.engine, self.log, self.publishers, self.clock)
+        self.provenance.incidents = self.incidents  # provenance answers and project pages name covering incidents
 
     async def start(self) -> None:
         await self.log.sequencer.start()

@@ -10,6 +10,7 @@ from app import __version__
 from app.api import (
     admin_routes,
     blast_radius_routes,
+    incidents_routes,
     home_routes,
     legacy_routes,
     log_routes,
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(legacy_routes.router)
     app.include_router(simple_routes.router)
     app.include_router(blast_radius_routes.router)
+    app.include_router(incidents_routes.router)
     openapi.install(app)
     return app
 

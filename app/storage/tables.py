@@ -6,7 +6,7 @@ Two groups:
   source of truth, enough to rebuild everything else;
 * projections of log entries (`Publisher`, `Exchange`, `ExchangeClaim`,
   `ExchangeIdentity`, `UploadToken`, `TokenRevocation`, `Project`,
-  `ReleaseFile`) and operational state that is not logged (`UsedJti`,
+  `ReleaseFile`, `Incident`, `IncidentToken`) and operational state that is not logged (`UsedJti`,
   `FailedExchange`).
 
 Times are integer Unix seconds (UTC): portable between SQLite and PostgreSQL
@@ -202,6 +202,27 @@ class ReleaseFile(SQLModel, table=True):
     log_index: int = Field(sa_column=_bigint(unique=True))
     token_id: str = Field(index=True)
     exchange_log_index: int = Field(sa_column=_bigint(index=True))
+
+
+class Incident(SQLModel, table=True):
+    """A declared incident, from its `incident` entry (`app.services.incidents.incident_rows`)."""
+
+    __tablename__ = "incident"
+    id: str = Field(primary_key=True)
+    log_index: int = Field(sa_column=_bigint(unique=True))
+    declared_at: int = Field(sa_column=_bigint())
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    criteria: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON (RFC 8785)
+    actor: str
+
+
+class IncidentToken(SQLModel, table=True):
+    """An upload token an incident revoked; the token's own row gets `revoked_at`
+    (the incident's time) in the same transaction."""
+
+    __tablename__ = "incident_token"
+    incident_log_index: int = Field(sa_column=_bigint(primary_key=True))
+    token_id: str = Field(primary_key=True, index=True)
 
 
 # --- operational state (not logged) ------------------------------------------

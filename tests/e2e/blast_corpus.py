@@ -107,7 +107,9 @@ def mint(service, corpus: Corpus, repository: str, workflow: str, ref: str, envi
     return exchange
 
 
-def upload(service, corpus: Corpus, exchange: Exchange, tmp_path: Path, project: str | None = None) -> Upload:
+def upload(service, corpus: Corpus, exchange: Exchange, tmp_path: Path, project: str | None = None,
+           *, refused: int | None = None) -> Upload | None:
+    """Upload a fresh wheel with the exchange's token; with `refused`, assert that status and log nothing."""
     corpus.counter += 1
     project = project or exchange.projects[0]
     version = f"1.{corpus.counter}"
@@ -117,6 +119,9 @@ def upload(service, corpus: Corpus, exchange: Exchange, tmp_path: Path, project:
     response = service.client.post(
         "/legacy/", content=body, headers={"Content-Type": content_type}, auth=("__token__", exchange.token)
     )
+    if refused is not None:
+        assert response.status_code == refused, response.text
+        return None
     assert response.status_code == 200, response.text
     index = response.json()["receipt"]["index"]
     record = Upload(index, int(service.clock()), project, version, wheel.name, exchange.token_id, exchange.index)
