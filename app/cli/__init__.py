@@ -12,6 +12,7 @@
     pubtrail blast-radius --server URL --key VKEY [criteria] [--json | --csv]
                                              what an identity published, each item verified
     pubtrail publishers add|list|remove ...  manage trusted publishers through the admin API
+    pubtrail incidents declare|list|show ... declare an incident (admin API), read incidents
     pubtrail dev token --repository O/R --workflow F [--url URL]
                                              print a GitHub-shaped token from a development server's issuer
 
@@ -29,12 +30,12 @@ import logging
 import sys
 from typing import NoReturn
 
-from app.cli import audit, blast_radius, dev, keygen, publishers, serve, verify
+from app.cli import audit, blast_radius, dev, incidents, keygen, publishers, serve, verify
 from app.cli.errors import USAGE, CliError, describe
 
 __all__ = ["main", "build_parser"]
 
-GROUPS = (serve, audit, keygen, verify, blast_radius, publishers, dev)
+GROUPS = (serve, audit, keygen, verify, blast_radius, publishers, incidents, dev)
 
 
 class _Parser(argparse.ArgumentParser):
