@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import Engine, and_, bindparam, select
@@ -133,6 +133,10 @@ _PUBLISHER_HISTORY = (
 
 
 class IncidentCoverage(Protocol):
+    """The incidents whose blast radius holds an upload, as `{id, description, log_index,
+    declared_at}`. A project page asks for all its files at once through `covering_many`
+    (`{upload_index: [...]}`) when the coverage offers it, else file by file."""
+
     def covering(self, upload_index: int) -> list[dict[str, Any]]: ...
 
 
@@ -251,10 +255,7 @@ class Provenance:
         trusted-publisher history; NotFound for a project with neither files nor
         publisher history, BadRequest for an invalid name."""
         name = project_name(project)
-        checkpoint = self.reader.latest()
-        files, history = self._read_project(name, checkpoint)
-        if not files and not history:
-            raise NotFound(f"no project {name}: it has no files and never had a trusted publisher")
+        checkpoint, files, history = self._read_project(name)
         releases: dict[str, list[dict[str, Any]]] = {}
         for file in files:
             releases.setdefault(file["version"], []).append(file)
@@ -271,10 +272,7 @@ class Provenance:
         unknown project or version, BadRequest for an invalid name or version."""
         name = project_name(project)
         wanted = parse_version(version)
-        checkpoint = self.reader.latest()
-        files, history = self._read_project(name, checkpoint)
-        if not files and not history:
-            raise NotFound(f"no project {name}: it has no files and never had a trusted publisher")
+        checkpoint, files, _history = self._read_project(name)
         chosen = [f for f in files if f["version"] == wanted]
         if not chosen:
             raise NotFound(f"project {name} has no release {wanted}")
@@ -287,13 +285,18 @@ class Provenance:
         }
 
     def _read_project(
-        self, name: str, checkpoint: StoredCheckpoint
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        params = {"project": name, "size": checkpoint.size}
-        with self.engine.connect() as conn:
-            rows = conn.execute(_PROJECT_FILES, params).all()
-            exchanges = conn.execute(_PROJECT_EXCHANGES, params).all() if rows else []
-            publishers = conn.execute(_PUBLISHER_HISTORY, params).all()
+        self, name: str
+    ) -> tuple[StoredCheckpoint, list[dict[str, Any]], list[dict[str, Any]]]:
+        """The latest checkpoint, and the project's files and publisher history below its size;
+        NotFound when there are none (after re-reading the checkpoint, which may be another
+        process's older one in this process's cache)."""
+        checkpoint = self.reader.latest()
+        rows, exchanges, publishers = self._project_rows(name, checkpoint.size)
+        if not rows and not publishers:
+            checkpoint = self.reader.latest(fresh=True)
+            rows, exchanges, publishers = self._project_rows(name, checkpoint.size)
+            if not rows and not publishers:
+                raise NotFound(f"no project {name}: it has no files and never had a trusted publisher")
         identities: dict[int, tuple[str, dict[str, Any]]] = {}
         for ex in exchanges:
             entry = _checked_entry(ex.index, bytes(ex.data), bytes(ex.leaf_hash))
@@ -301,13 +304,30 @@ class Provenance:
                 bytes(ex.leaf_hash).hex(),
                 identity_fields(entry["issuer"], entry["provider"], entry["claims"]),
             )
-        return _files(rows, identities, self._incidents), _history(publishers, checkpoint.size)
+        covering = self._incidents_of([row.log_index for row in rows])
+        return checkpoint, _files(rows, identities, covering), _history(publishers, checkpoint.size)
+
+    def _incidents_of(self, upload_indexes: list[int]) -> dict[int, list[dict[str, Any]]]:
+        if self.incidents is None or not upload_indexes:
+            return {}
+        many = getattr(self.incidents, "covering_many", None)
+        if many is not None:
+            return many(upload_indexes)
+        return {index: self.incidents.covering(index) for index in upload_indexes}
+
+    def _project_rows(self, name: str, size: int) -> tuple[list[Any], list[Any], list[Any]]:
+        params = {"project": name, "size": size}
+        with self.engine.connect() as conn:
+            rows = conn.execute(_PROJECT_FILES, params).all()
+            exchanges = conn.execute(_PROJECT_EXCHANGES, params).all() if rows else []
+            publishers = conn.execute(_PUBLISHER_HISTORY, params).all()
+        return rows, exchanges, publishers
 
 
 def _files(
     rows: Sequence[Any],
     identities: Mapping[int, tuple[str, dict[str, Any]]],
-    incidents: Callable[[int], list[dict[str, Any]]],
+    incidents: Mapping[int, list[dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     """Each file's JSON, rows in log order. Its previous release is found in one pass:
     the file just before it, or, when that one has the same version, its previous release."""
@@ -346,7 +366,7 @@ def _files(
                     if before is None
                     else {"version": before["version"], "filename": before["filename"], "upload": before["upload"]},
                 },
-                "incidents": incidents(row.log_index),
+                "incidents": list(incidents.get(row.log_index, ())),
             }
         )
     return out

@@ -141,7 +141,9 @@ def test_project_with_publishers_only(service):
     assert service.client.get("/api/v1/projects/future-project/1.0").status_code == 404
 
 
-def test_project_page_queries_do_not_grow_with_files(service, tmp_path):
+def test_project_page_queries_do_not_grow_with_files(service, tmp_path, monkeypatch):
+    """The page's own statements (incident coverage is the incidents service's cost)."""
+    monkeypatch.setattr(service.runtime.provenance, "incidents", None)
     service.add_github_publisher(PROJECT)
     engine = service.runtime.engine
     counts = []
@@ -161,3 +163,12 @@ def test_project_page_queries_do_not_grow_with_files(service, tmp_path):
             event.remove(engine, "before_cursor_execute", count)
         counts.append((len(statements), sum(len(r["files"]) for r in page["releases"])))
     assert counts == [(3, 1), (3, 8)], counts  # files, their exchanges, publisher history
+
+
+def test_a_project_created_by_another_process_is_found_at_once(make_service):
+    here, there = make_service(), make_service()  # two processes' runtimes on one database
+    assert here.client.get("/api/v1/projects/new-project").status_code == 404  # caches the checkpoint
+    added = there.add_github_publisher("new-project")
+    page = _page(here, "/api/v1/projects/new-project")
+    assert [e["index"] for e in page["publisher_history"]] == [added["receipt"]["index"]]
+    assert page["tree_size"] > added["receipt"]["index"]
