@@ -20,7 +20,8 @@ The `incident` and `incident_token` rows, and the revoked tokens'
 
 An incident covers the uploads in its current blast radius (its criteria
 evaluated at the latest checkpoint): `covering(upload_index)` lists the
-incidents that cover one upload, for provenance answers and project pages.
+incidents that cover one upload (provenance answers), `covering_many` those
+of several (project pages), each in one SQL statement.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import rfc8785
-from sqlalchemy import Engine, exists, literal, select, union_all, update
+from sqlalchemy import Engine, literal, select, union_all, update
 from sqlalchemy.engine import Connection
 
 from app.entries import IncidentEntry, parse_rfc3339, rfc3339
@@ -260,28 +261,40 @@ class Incidents:
 
     def covering(self, upload_index: int) -> list[dict[str, Any]]:
         """The incidents whose current blast radius holds the upload at `upload_index`,
-        oldest first, as `{id, description, log_index, declared_at}` (one SQL statement)."""
+        oldest first, as `{id, description, log_index, declared_at}`."""
+        return self.covering_many([upload_index])[upload_index]
+
+    def covering_many(self, upload_indexes: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """`covering` for several uploads (a project page) in one SQL statement:
+        per incident, its uploads query restricted to these indexes."""
+        indexes = sorted(set(upload_indexes))
+        out: dict[int, list[dict[str, Any]]] = {i: [] for i in indexes}
+        if not indexes:
+            return out
         with self.engine.connect() as conn:
             rows = conn.execute(select(_incidents).order_by(_incidents.c.log_index)).all()
             if not rows:
-                return []
-            probes = [
-                select(literal(row.id).label("id")).where(
-                    exists(
-                        self.blast.uploads_query(self._criteria(row), upload_index + 1)
-                        .where(_releases.c.log_index == upload_index)
-                    )
+                return out
+            probes = []
+            for row in rows:
+                matched = (
+                    self.blast.uploads_query(self._criteria(row), indexes[-1] + 1)
+                    .where(_releases.c.log_index.in_(indexes))
+                    .subquery()
                 )
-                for row in rows
-            ]
-            hits = set(conn.execute(union_all(*probes)).scalars()) if len(probes) > 1 else set(
-                conn.execute(probes[0]).scalars()
-            )
-        return [
-            {"id": r.id, "description": r.description, "log_index": r.log_index, "declared_at": rfc3339(r.declared_at)}
-            for r in rows
-            if r.id in hits
-        ]
+                probes.append(select(literal(row.id).label("id"), matched.c.log_index))
+            hits = conn.execute(union_all(*probes) if len(probes) > 1 else probes[0]).all()
+        found: dict[str, set[int]] = {}
+        for incident_id, index in hits:
+            found.setdefault(incident_id, set()).add(index)
+        for row in rows:  # oldest incident first
+            described = {
+                "id": row.id, "description": row.description, "log_index": row.log_index,
+                "declared_at": rfc3339(row.declared_at),
+            }
+            for index in sorted(found.get(row.id, ())):
+                out[index].append(described)
+        return out
 
 
 def write_incident(conn: Connection, index: int, entry: IncidentEntry) -> None:

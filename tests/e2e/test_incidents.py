@@ -103,6 +103,14 @@ def test_declare_revokes_live_matching_tokens_only(service, scene, tmp_path):
     assert covering == [{"id": answer["id"], "description": "app-1's CI was compromised",
                          "log_index": answer["log_index"], "declared_at": entry.time}]
     assert service.runtime.incidents.covering(elsewhere.index) == []
+    # a second incident on the same file: both cover it, oldest first; covering_many agrees
+    second = declare(service, description="the token leaked", criteria={"token_id": tokens["used"].token_id}).json()
+    assert second["revoked_tokens"] == []  # already revoked by the first
+    both = service.runtime.incidents.covering(first.index)
+    assert [i["id"] for i in both] == [answer["id"], second["id"]]
+    assert service.runtime.incidents.covering_many([elsewhere.index, first.index]) == {
+        first.index: both, elsewhere.index: []}
+    covering = both
     # ... named in provenance answers and project pages
     for record, want_incidents in ((first, covering), (elsewhere, [])):
         sha256 = service.client.get(f"/api/v1/log/entries/{record.index}").json()["entry"]["sha256"]
