@@ -184,3 +184,25 @@ def test_bad_declarations_are_400_and_log_nothing(service, body, fragment):
 def test_declaring_needs_the_admin_token(service):
     response = service.client.post(URL, json={"description": "x", "criteria": {"repository": "a/b"}})
     assert response.status_code == 401
+
+
+def test_a_token_minted_while_declaring_is_not_missed(service, scene, monkeypatch):
+    """The token list is checked again under the write lock: a stale plan is recomputed, never logged."""
+    corpus, tokens, _, _ = scene
+    from app.services.incidents import Incidents
+
+    real = Incidents._live_tokens_now
+    calls = []
+
+    def stale_first(self, criteria, now):
+        planned = real(self, criteria, now)
+        calls.append(planned)
+        return planned[1:] if len(calls) == 1 else planned  # the first plan misses a token
+
+    monkeypatch.setattr(Incidents, "_live_tokens_now", stale_first)
+    size = service.log_size()
+    answer = declare(service).json()
+    assert len(calls) == 2
+    want = sorted([tokens["used"].token_id, tokens["spare"].token_id])
+    assert answer["revoked_tokens"] == want
+    assert service.log_size() == size + 1  # one incident entry, not two
