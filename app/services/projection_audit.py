@@ -8,8 +8,10 @@ columns that come from entries (operational columns that no entry carries,
 such as a token's secret hash or a row's surrogate key, are left out):
 
     exchange, exchange_claim, exchange_identity   from `exchange` entries
-    upload_token                                  from `exchange` entries, revoked_at from `revocation` entries
+    upload_token                                  from `exchange` entries, revoked_at from `revocation`
+                                                  and `incident` entries
     token_revocation                              from `revocation` entries
+    incident, incident_token                      from `incident` entries
     publisher                                     from `publisher` entries (add, then remove)
     project, release_file                         from `upload` entries
 
@@ -35,6 +37,7 @@ from app.entries import (
     Entry,
     EntryError,
     ExchangeEntry,
+    IncidentEntry,
     PublisherEntry,
     RevocationEntry,
     UploadEntry,
@@ -43,11 +46,14 @@ from app.entries import (
 )
 from app.oidc.publishers import PublisherConfigError, publisher_from_config
 from app.services.exchange import claim_text, identity_row
+from app.services.incidents import incident_rows
 from app.storage.log_store import StoredEntry
 from app.storage.tables import (
     Exchange,
     ExchangeClaim,
     ExchangeIdentity,
+    Incident,
+    IncidentToken,
     Project,
     Publisher,
     ReleaseFile,
@@ -70,12 +76,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "project": tuple(c.name for c in Project.__table__.columns),
     "release_file": tuple(c.name for c in ReleaseFile.__table__.columns),
+    "incident": tuple(c.name for c in Incident.__table__.columns),
+    "incident_token": tuple(c.name for c in IncidentToken.__table__.columns),
 }
 _TABLES = {
     t.name: t
     for t in (
         Exchange.__table__, ExchangeClaim.__table__, ExchangeIdentity.__table__, UploadToken.__table__,
         TokenRevocation.__table__, Publisher.__table__, Project.__table__, ReleaseFile.__table__,
+        Incident.__table__, IncidentToken.__table__,
     )
 }
 
@@ -131,6 +140,12 @@ class _Replay:
             self._digest("token_revocation", dict(
                 token_id=entry.token_id, revoked_at=at, revoked_by=entry.actor, reason=entry.reason, log_index=index
             ))
+        elif isinstance(entry, IncidentEntry):
+            incident, tokens = incident_rows(index, entry)
+            self._digest("incident", incident)
+            for row in tokens:
+                self._digest("incident_token", row)
+                self.revoked[row["token_id"]] = incident["declared_at"]
 
     def _digest(self, table: str, row: dict[str, Any]) -> None:
         self.digests[table].add(row[c] for c in COLUMNS[table])
