@@ -190,8 +190,11 @@ class ReleaseFile(SQLModel, table=True):
     """An accepted distribution file, from its `upload` entry."""
 
     __tablename__ = "release_file"
+    # a project's files in log order: project pages and the previous release (provenance)
+    # walk it without sorting, however many files the project has
+    __table_args__ = (Index("ix_release_file_project_log_index", "project", "log_index"),)
     filename: str = Field(primary_key=True)
-    project: str = Field(index=True)
+    project: str
     version: str
     packagetype: str
     size: int = Field(sa_column=_bigint())
