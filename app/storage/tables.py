@@ -7,7 +7,7 @@ Two groups:
 * projections of log entries (`Publisher`, `Exchange`, `ExchangeClaim`,
   `ExchangeIdentity`, `UploadToken`, `TokenRevocation`, `Project`,
   `ReleaseFile`, `Incident`, `IncidentToken`) and operational state that is not logged (`UsedJti`,
-  `FailedExchange`).
+  `FailedExchange`, `LogHalt`).
 
 Times are integer Unix seconds (UTC): portable between SQLite and PostgreSQL
 and trivially indexable for time-window queries. Log indexes are BIGINT.
@@ -252,3 +252,15 @@ class FailedExchange(SQLModel, table=True):
     code: str
     description: str = Field(sa_column=Column(Text, nullable=False))
     repository: Optional[str] = None
+
+
+class LogHalt(SQLModel, table=True):
+    """Present while signing is stopped: the self-audit found stored tiles,
+    entries or checkpoints that disagree (`app.services.self_audit`). Every
+    process's sequencer reads it under the write lock before each batch;
+    `pubtrail audit` deletes it when the full audit passes."""
+
+    __tablename__ = "log_halt"
+    id: int = Field(default=1, primary_key=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    at: int = Field(sa_column=_bigint())
