@@ -53,6 +53,10 @@ class Settings:
     body_chunk_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
     limit_concurrency: int = 1000
+    #: hosts (or host:port) webhook URLs may name; empty: any host (see README on internal targets)
+    webhook_allowed_hosts: frozenset[str] = frozenset()
+    webhook_timeout: float = 10.0
+    webhook_poll_interval: float = 0.2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -102,6 +106,11 @@ class Settings:
             body_chunk_timeout=_float(env, "PUBTRAIL_BODY_CHUNK_TIMEOUT", cls.body_chunk_timeout),
             keep_alive_timeout=_float(env, "PUBTRAIL_KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
             limit_concurrency=int(_float(env, "PUBTRAIL_LIMIT_CONCURRENCY", cls.limit_concurrency)),
+            webhook_allowed_hosts=frozenset(
+                h.strip().lower() for h in env.get("PUBTRAIL_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
+            webhook_timeout=_float(env, "PUBTRAIL_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            webhook_poll_interval=_float(env, "PUBTRAIL_WEBHOOK_POLL_INTERVAL", cls.webhook_poll_interval),
         )
 
     @property

@@ -264,3 +264,42 @@ class LogHalt(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     at: int = Field(sa_column=_bigint())
+
+
+class Monitor(SQLModel, table=True):
+    """A server-side watch rule whose matching entries are POSTed to a webhook
+    (`app.services.monitors`). `cursor` is the next log index to scan for it:
+    the scan reads only entries below the latest signed checkpoint, which are
+    all committed, so advancing it never skips one."""
+
+    __tablename__ = "monitor"
+    id: str = Field(primary_key=True)
+    name: str
+    match: str = Field(sa_column=Column(Text, nullable=False))  # the rule's criteria as JSON
+    webhook_url: str = Field(sa_column=Column(Text, nullable=False))
+    secret: str  # whsec_...: signing needs it, so it is stored as is
+    created_at: int = Field(sa_column=_bigint())
+    created_by: str
+    cursor: int = Field(sa_column=_bigint())
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event: an entry that matched a monitor. `id` is the event id every
+    attempt carries (`webhook-id`); `body` is fixed when the event is stored,
+    so every retry sends the same bytes. A process claims a due attempt by
+    setting `lease_owner`/`lease_until` only where the lease expired."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_due", "status", "next_attempt_at"),)
+    id: str = Field(primary_key=True)
+    monitor_id: str = Field(index=True)
+    entry_index: int = Field(sa_column=_bigint())
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str  # pending, delivered, failed (gave up)
+    attempts: int = 0
+    created_at: int = Field(sa_column=_bigint())
+    next_attempt_at: int = Field(sa_column=_bigint())
+    lease_owner: Optional[str] = None
+    lease_until: int = Field(default=0, sa_column=_bigint())
+    delivered_at: Optional[int] = Field(default=None, sa_column=_bigint(nullable=True))
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
