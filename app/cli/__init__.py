@@ -4,6 +4,7 @@
                                              run the service (settings from PUBTRAIL_* variables)
     pubtrail audit                           rebuild the tree from every stored entry and compare
                                              every tile and checkpoint (exit 1 on any problem)
+    pubtrail export DIR                      write the log as static tlog-tiles files (incremental)
     pubtrail keygen --origin O [--out FILE]  create a log signing key, print its verifier key
     pubtrail verify FILE... --server URL --key VKEY [--strict-identity]
                                              verify downloaded files' provenance against a pinned key
@@ -30,12 +31,12 @@ import logging
 import sys
 from typing import NoReturn
 
-from app.cli import audit, blast_radius, dev, incidents, keygen, publishers, serve, verify
+from app.cli import audit, blast_radius, dev, export, incidents, keygen, publishers, serve, verify
 from app.cli.errors import USAGE, CliError, describe
 
 __all__ = ["main", "build_parser"]
 
-GROUPS = (serve, audit, keygen, verify, blast_radius, publishers, incidents, dev)
+GROUPS = (serve, audit, export, keygen, verify, blast_radius, publishers, incidents, dev)
 
 
 class _Parser(argparse.ArgumentParser):

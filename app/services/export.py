@@ -1,0 +1,181 @@
+"""Static export: the log as a directory of C2SP tlog-tiles files any static host can serve.
+
+`export_log(reader, directory)` writes, under `directory`::
+
+    checkpoint                       the latest signed checkpoint (written last)
+    tile/<L>/<N>[.p/<W>]             hash tiles, as stored
+    tile/entries/<N>[.p/<W>]         entry bundles (app.tlog.encode_entry_bundle)
+    tile/entries/<N>[.p/<W>].gz      the same bundle gzip-compressed, for hosts
+                                     that serve precompressed files
+                                     (nginx `gzip_static`, object stores with
+                                     Content-Encoding metadata)
+
+Incremental: the checkpoint already in the directory says which tiles it
+holds; only tiles and bundles of the new size that the old one lacked (new
+full tiles, new or wider partial ones), or that are missing on disk, are
+written. Old partial tiles stay: a tile path never changes its bytes, so a
+cache or client holding one is never wrong.
+
+Every file is written to a temporary name, flushed to disk and renamed into
+place, so a reader sees either no file or the whole file. Before the new
+checkpoint replaces the old one, the export checks what the directory now
+holds against it: the root recomputed from the tiles on disk must be the
+checkpoint's, and every bundle written must hash, entry by entry, to the
+leaves of its level-0 tile. Readers following the old checkpoint meanwhile
+find everything they need: nothing they use is removed or changed.
+
+An existing checkpoint must be this log's (signed with its key, naming its
+origin) and a prefix of it (its root equals the log's root at its size);
+otherwise the export refuses (`ExportError`) without writing anything.
+One export at a time per directory (an advisory lock on `.pubtrail-export.lock`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from app import tlog
+from app.errors import PubtrailError
+from app.services.log_reader import LogReader
+from app.tlog import Tile
+
+LOCK_FILE = ".pubtrail-export.lock"
+GZIP_LEVEL = 6
+
+
+class ExportError(PubtrailError):
+    """The directory cannot take this log's export (another log's, or a larger or forked one)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What one export did: the sizes before and after, and what it wrote."""
+
+    previous_size: int
+    size: int
+    tiles_written: int
+    bundles_written: int
+    bytes_written: int
+
+    def summary(self) -> str:
+        if self.previous_size == self.size and not (self.tiles_written or self.bundles_written):
+            return f"up to date at size {self.size}"
+        return (
+            f"exported size {self.size} (was {self.previous_size}): {self.tiles_written} tiles, "
+            f"{self.bundles_written} entry bundles, {self.bytes_written} bytes"
+        )
+
+
+def export_log(reader: LogReader, directory: Path, *, gzip_bundles: bool = True) -> ExportResult:
+    """Bring `directory` up to the log's latest checkpoint (see the module docstring)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _locked(directory):
+        return _export(reader, directory, gzip_bundles)
+
+
+def _export(reader: LogReader, directory: Path, gzip_bundles: bool) -> ExportResult:
+    latest = reader.latest(fresh=True)
+    size = latest.size
+    previous = _previous_size(reader, directory, size)
+    before_tiles = set(tlog.tiles_for_size(previous))
+    before_bundles = set(tlog.entry_bundles_for_size(previous))
+    tiles = [t for t in tlog.tiles_for_size(size) if t not in before_tiles or not (directory / t.path).is_file()]
+    bundles = [
+        b for b in tlog.entry_bundles_for_size(size) if b not in before_bundles or not (directory / b.path).is_file()
+    ]
+    written = 0
+    for tile in tiles:
+        data = reader.tile(tile.level, tile.index, tile.width)
+        written += _write_atomic(directory / tile.path, data)
+    disk = _DirectoryTiles(directory)
+    for bundle in bundles:
+        data = reader.entry_bundle(bundle.index, bundle.width)
+        _check_bundle(bundle, data, disk.read_tiles([Tile(0, bundle.index, bundle.width)])[0])
+        written += _write_atomic(directory / bundle.path, data)
+        if gzip_bundles:
+            written += _write_atomic(
+                directory / (bundle.path + ".gz"), gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+            )
+    root = tlog.TiledTree(disk, cache_size=64).root(size) if size else tlog.EMPTY_ROOT
+    if root != latest.root_hash:
+        raise ExportError(
+            f"the tiles in {directory} give root {root.hex()} at size {size}, not the checkpoint's "
+            f"{latest.root_hash.hex()}; the checkpoint was not replaced"
+        )
+    checkpoint = directory / "checkpoint"
+    if not checkpoint.is_file() or checkpoint.read_text(encoding="utf-8") != latest.note:
+        written += _write_atomic(checkpoint, latest.note.encode("utf-8"))
+    return ExportResult(previous, size, len(tiles), len(bundles), written)
+
+
+def _previous_size(reader: LogReader, directory: Path, size: int) -> int:
+    """The size of the checkpoint already exported to `directory` (0 if none), checked to be this log's prefix."""
+    path = directory / "checkpoint"
+    if not path.exists():
+        return 0
+    try:
+        text = path.read_text(encoding="utf-8")
+        old = tlog.open_checkpoint(text, [tlog.note.Verifier(reader.verifier_key)], origin=reader.origin)
+    except (tlog.TlogError, UnicodeDecodeError, ValueError) as exc:
+        raise ExportError(f"{path} is not a checkpoint of {reader.origin} signed with this log's key: {exc}") from exc
+    if old.size > size:
+        raise ExportError(f"{path} is at size {old.size}, beyond this log's {size}: another copy of the log?")
+    if reader.root(old.size) != old.root_hash:
+        raise ExportError(f"{path} at size {old.size} is not a prefix of this log: its root differs")
+    return old.size
+
+
+def _check_bundle(bundle: Tile, data: bytes, level0: bytes) -> None:
+    entries = tlog.decode_entry_bundle(data)
+    leaves = b"".join(tlog.leaf_hash(entry) for entry in entries)
+    if len(entries) != bundle.width or leaves != level0:
+        raise ExportError(f"{bundle.path} does not hash to the leaves of its level-0 tile; nothing was published")
+
+
+class _DirectoryTiles:
+    """TileReader over the exported files: the check reads what a static client will read."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def read_tiles(self, tiles: Sequence[Tile]) -> list[bytes]:
+        out = []
+        for tile in tiles:
+            try:
+                out.append((self.directory / tile.path).read_bytes())
+            except FileNotFoundError as exc:
+                raise ExportError(f"{tile.path} is missing from {self.directory}") from exc
+        return out
+
+
+def _write_atomic(path: Path, data: bytes) -> int:
+    """Write `data` to `path` through a flushed temporary file and a rename; return its length."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    return len(data)
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    with open(directory / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ExportError(f"another export into {directory} is running") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
