@@ -6,6 +6,10 @@
                                              every tile and checkpoint (exit 1 on any problem)
     pubtrail export DIR                      write the log as static tlog-tiles files (incremental)
     pubtrail keygen --origin O [--out FILE]  create a log signing key, print its verifier key
+    pubtrail keygen --witness NAME --out FILE
+                                             create a witness key, print its verifier key
+    pubtrail witness serve --key FILE --log VKEY --state DIR
+                                             run a C2SP tlog-witness for the logs given
     pubtrail verify FILE... --server URL --key VKEY [--strict-identity]
                                              verify downloaded files' provenance against a pinned key
     pubtrail verify-receipt PROOF --key VKEY (--entry FILE | --leaf-hash HEX)
@@ -31,12 +35,12 @@ import logging
 import sys
 from typing import NoReturn
 
-from app.cli import audit, blast_radius, dev, export, incidents, keygen, publishers, serve, verify
+from app.cli import audit, blast_radius, dev, export, incidents, keygen, publishers, serve, verify, witness
 from app.cli.errors import USAGE, CliError, describe
 
 __all__ = ["main", "build_parser"]
 
-GROUPS = (serve, audit, export, keygen, verify, blast_radius, publishers, incidents, dev)
+GROUPS = (serve, audit, export, keygen, verify, blast_radius, publishers, incidents, dev, witness)
 
 
 class _Parser(argparse.ArgumentParser):
