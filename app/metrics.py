@@ -46,6 +46,18 @@ class Metrics:
             "Refused token exchanges not written to the failure audit table (rate limit)",
             registry=r,
         )
+        self.self_audit_rounds = Counter(
+            "pubtrail_self_audit_rounds",
+            "Self-audit rounds by result (failed: the log was found inconsistent and halted)",
+            ["result"],
+            registry=r,
+        )
+        self.jobs_skipped = Counter(
+            "pubtrail_jobs_skipped",
+            "Job rounds skipped because another process held the job's lock",
+            ["job"],
+            registry=r,
+        )
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -28,6 +28,13 @@ thread (`_commit_and_prove`):
 
 Any failure before the commit fails the whole batch and drops the tile cache
 (it may hold tiles that were never committed).
+
+Halting: `halt(reason)` (called by the self-audit when stored tiles, entries
+or checkpoints disagree) writes the `log_halt` row. Every batch of every
+process reads that row under the write lock (step 1) and, while it exists,
+fails with `LogHalted(reason)`: nothing more is signed, and every waiting
+append hears why. Only `resume()` clears it, which `pubtrail audit` calls
+when the full audit finds nothing wrong.
 """
 
 from __future__ import annotations
@@ -41,10 +48,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from app import tlog
+from app.errors import PubtrailError
 from app.storage.log_store import LogStore, NewEntry, StoredCheckpoint
+from app.storage.tables import LogHalt
 from app.tlog import TILE_WIDTH, BatchProofs, Checkpoint, TiledTree, TlogProof, note
 
 log = logging.getLogger("pubtrail.sequencer")
@@ -57,6 +68,25 @@ raising refuses this entry only (the exception reaches its caller)."""
 
 class LogIntegrityError(RuntimeError):
     """Stored tiles, state and checkpoints disagree: the log refuses to sign."""
+
+
+class LogHalted(PubtrailError):
+    """Signing is stopped until an operator has audited the log (HTTP 503); the
+    message says why."""
+
+    status_code = 503
+
+
+_halt = LogHalt.__table__
+_HALT_READ = select(_halt.c.reason).where(_halt.c.id == 1)
+
+
+def _halt_insert(dialect):
+    return dialect.insert(_halt).on_conflict_do_nothing(index_elements=[_halt.c.id]).returning(_halt.c.id)
+
+
+_HALT_INSERT_SQLITE = _halt_insert(sqlite)
+_HALT_INSERT_POSTGRES = _halt_insert(postgresql)
 
 
 @dataclass(frozen=True)
@@ -285,6 +315,35 @@ class Sequencer:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the log is shutting down"))
 
+    # --- halting ---------------------------------------------------------------------
+
+    def halt(self, reason: str) -> bool:
+        """Stop signing, in every process that shares this database, until `resume()`.
+
+        Returns True if this call halted the log, False if it was already
+        halted (the first reason is kept). Batches of every process read the
+        halt under the write lock, so no checkpoint is signed after this returns.
+        """
+        with self._write_lock, self.store.write_connection() as conn, conn.begin():
+            statement = _HALT_INSERT_SQLITE if self.store.is_sqlite else _HALT_INSERT_POSTGRES
+            inserted = conn.execute(statement, {"id": 1, "reason": reason, "at": int(self.clock())}).first()
+        if inserted is not None:
+            log.error("log halted, no checkpoint will be signed: %s", reason)
+        return inserted is not None
+
+    def halted(self) -> str | None:
+        """Why signing is stopped, or None while the log signs."""
+        with self.store.engine.connect() as conn:
+            return conn.execute(_HALT_READ).scalar()
+
+    def resume(self) -> bool:
+        """Sign again (after `pubtrail audit` found the log sound); True if it was halted."""
+        with self._write_lock, self.store.write_connection() as conn, conn.begin():
+            removed = conn.execute(delete(_halt)).rowcount
+        if removed:
+            log.warning("log resumed: checkpoints are signed again")
+        return bool(removed)
+
     # --- appending -------------------------------------------------------------------
 
     async def append(self, data: bytes, *, kind: str, projection: Projection | None = None) -> Receipt:
@@ -352,7 +411,8 @@ class Sequencer:
                     _deliver(outcomes)
                 raise
             except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
-                log.exception("log batch of %d failed", len(batch))
+                if not isinstance(exc, LogHalted):  # the halt was logged once, when it began
+                    log.exception("log batch of %d failed", len(batch))
                 _fail(batch, exc)
                 continue
             _deliver(outcomes)
@@ -411,6 +471,9 @@ class Sequencer:
             state = self.store.lock_state(conn)
             if state is None:
                 raise LogIntegrityError("the log has no state row; run initialize()")
+            reason = conn.execute(_HALT_READ).scalar()
+            if reason is not None:
+                raise LogHalted(f"the log is halted and signs nothing: {reason}")
             old_size = state.size
             if self.tree.root(old_size) != state.root_hash:
                 raise LogIntegrityError(

@@ -11,13 +11,16 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     audit = commands.add_parser(
         "audit", parents=[common], help="check every stored entry, tile, checkpoint and uploaded file of the log",
         description="Audit the configured database directly, holding the log's write lock meanwhile. "
-        "Prints a summary; exit status 1 when any problem is found.",
+        "Prints a summary; exit status 1 when any problem is found. A log the self-audit halted "
+        "signs again once this audit finds no problem.",
     )
     audit.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """No start-up integrity check here: a damaged log must still be auditable."""
+    import sqlalchemy
+
     from app.distributions.blobs import BlobStore
     from app.keys import load_key
     from app.sequencer import Sequencer
@@ -31,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         sequencer = Sequencer(LogStore(engine), signer, verifier, settings.origin)
         report = audit_sequencer(sequencer, blobs=BlobStore(settings.data_dir / "files"))
+        halted = sqlalchemy.inspect(engine).has_table("log_halt") and sequencer.halted()
+        if halted and report.ok:
+            sequencer.resume()
     finally:
         engine.dispose()
     print(report.summary())
+    if halted:
+        print(f"the log was halted ({halted}): " + ("it signs again" if report.ok else "it stays halted"))
     return 0 if report.ok else 1

@@ -20,6 +20,14 @@ with httpx. Fetch or parse failures raise :class:`JWKSUnavailable` (an
 verified. A failed refresh also starts the cool-down, and keys already
 cached are kept.
 
+Refresh ahead: :meth:`JWKSCache.refresh_ahead` (a periodic job of every
+process, since each holds its own cache) re-fetches the key set of every
+issuer it knows (configured or used before) once its keys are older than a
+given age, so a new key is held before the first token signed with it
+arrives, a key the issuer withdrew stops being accepted, and an exchange
+never waits on a fetch it could have been spared. A failed refresh keeps the
+keys already held.
+
 Only RSA keys (used with RS256) and EC P-256 keys (ES256) are accepted;
 other keys in a set are ignored.
 """
@@ -131,6 +139,7 @@ class _IssuerKeys:
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_attempt: float | None = None
+    last_success: float | None = None
     last_error: str | None = None
     fetches: int = 0
 
@@ -209,6 +218,25 @@ class JWKSCache:
             await self._refresh_locked(issuer, state)
             return True
 
+    async def refresh_ahead(self, max_age: float) -> dict[str, str | None]:
+        """refresh_ahead re-fetches each known issuer whose keys are ``max_age``
+        seconds old or were never fetched; known means configured in
+        ``overrides`` or asked for before. Returns issuer -> None (refreshed) or
+        the error (its keys kept) for each issuer it tried; never raises for one.
+        """
+        outcome: dict[str, str | None] = {}
+        for issuer in sorted(set(self._overrides) | set(self._issuers)):
+            state = self._state(issuer)
+            if state.last_success is not None and self._clock() - state.last_success < max_age:
+                continue
+            async with state.lock:
+                try:
+                    await self._refresh_locked(issuer, state)
+                    outcome[issuer] = None
+                except JWKSUnavailable as exc:
+                    outcome[issuer] = exc.description
+        return outcome
+
     def _may_refresh(self, state: _IssuerKeys) -> bool:
         return state.last_attempt is None or self._clock() - state.last_attempt >= self._cooldown
 
@@ -222,6 +250,7 @@ class JWKSCache:
             raise
         state.keys = keys
         state.last_error = None
+        state.last_success = state.last_attempt
 
     async def _load(self, issuer: str) -> dict[str, jwt.PyJWK]:
         jwks_url = self._overrides.get(issuer)

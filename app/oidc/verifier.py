@@ -107,6 +107,11 @@ class TokenVerifier:
     def audience(self) -> str:
         return self._audience
 
+    @property
+    def jwks(self) -> JWKSCache:
+        """The issuers' key cache (its refresh-ahead job runs in every process)."""
+        return self._jwks
+
     async def verify(self, raw_token: str, now: float) -> VerifiedToken:
         """verify checks ``raw_token`` at unix time ``now`` and returns its claims."""
         if not isinstance(raw_token, str) or not raw_token:
