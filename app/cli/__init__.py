@@ -35,12 +35,12 @@ import logging
 import sys
 from typing import NoReturn
 
-from app.cli import audit, blast_radius, dev, export, incidents, keygen, publishers, serve, verify, witness
+from app.cli import audit, blast_radius, dev, export, incidents, keygen, monitor, publishers, serve, verify, witness
 from app.cli.errors import USAGE, CliError, describe
 
 __all__ = ["main", "build_parser"]
 
-GROUPS = (serve, audit, export, keygen, verify, blast_radius, publishers, incidents, dev, witness)
+GROUPS = (serve, audit, export, keygen, verify, blast_radius, monitor, publishers, incidents, dev, witness)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -11,7 +11,7 @@ import app.clients
 
 FORBIDDEN_PACKAGES = ("fastapi", "starlette", "sqlalchemy", "sqlmodel", "apscheduler", "pydantic", "uvicorn")
 #: the only pubtrail modules a client may load
-ALLOWED = ("app", "app.tlog", "app.entries", "app.identity", "app.clients")
+ALLOWED = ("app", "app.tlog", "app.entries", "app.identity", "app.watch", "app.webhooks", "app.clients")
 
 
 def test_app_clients_import_no_server_code() -> None:
