@@ -1,6 +1,19 @@
-"""Auditor read API: checkpoints, tlog-tiles, entries and proofs."""
+"""Auditor read API: checkpoints, tlog-tiles, entries and proofs.
+
+The C2SP tlog-tiles read paths (`/checkpoint`, `/tile/...`) are in
+`read_router`: the app serves them at the root and again under the path of
+the log's origin (`pubtrail.example/log` -> `/log/checkpoint`), the URL
+prefix tlog-tiles clients derive from the origin (see `origin_path`).
+Caching follows the spec: every tile path is immutable (a partial tile at a
+width never changes), `/checkpoint` is revalidated on every use (ETag).
+Entry bundles are gzip-encoded when the client accepts gzip; hash tiles are
+random hashes that do not compress and are always sent as they are.
+"""
 
 from __future__ import annotations
+
+import gzip
+import hashlib
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -9,32 +22,89 @@ from app import tlog
 from app.api import openapi
 from app.api.deps import ReaderDep
 from app.errors import BadRequest, NotFound
+from app.services.witnessing import NotYetWitnessed
 
 router = APIRouter(tags=["log"])
+read_router = APIRouter(tags=["log"])
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-SHORT = "public, max-age=5"
+REVALIDATE = "no-cache"
 NOTE_TYPE = "text/plain; charset=utf-8"
+BUNDLE_GZIP_LEVEL = 6
 
 _CACHED = {"Cache-Control": openapi.header("how long the answer may be cached")}
+_CHECKPOINT_HEADERS = {**_CACHED, "ETag": openapi.header("the checkpoint's entity tag, for If-None-Match")}
 
 
-@router.get(
+def origin_path(origin: str) -> str:
+    """The URL path of a log origin (`pubtrail.example/log` -> `/log`; `pubtrail.example` -> ``)."""
+    _host, _, path = origin.partition("/")
+    path = path.strip("/")
+    return f"/{path}" if path else ""
+
+
+@read_router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
     summary="Latest signed checkpoint (C2SP)",
-    responses={200: openapi.content(openapi.TEXT, "the checkpoint as a C2SP signed note", headers=_CACHED)},
+    description="Also served under the origin's path (e.g. `/log/checkpoint` for origin `host/log`). "
+    "`If-None-Match` with the ETag answers 304 while the checkpoint is unchanged.",
+    responses={
+        200: openapi.content(openapi.TEXT, "the checkpoint as a C2SP signed note", headers=_CHECKPOINT_HEADERS),
+        304: {"description": "the checkpoint is still the one of the ETag given", "headers": _CHECKPOINT_HEADERS},
+    },
 )
-def checkpoint(reader: ReaderDep) -> Response:
-    return Response(reader.latest().note, media_type=NOTE_TYPE, headers={"Cache-Control": "no-cache"})
+def checkpoint(request: Request, reader: ReaderDep) -> Response:
+    witnessing = getattr(request.app.state.runtime, "witnessing", None)
+    if witnessing is None:
+        return note_response(request, reader.latest().note)
+    # with PUBTRAIL_WITNESSES: the newest checkpoint that has the cosignatures the policy requires
+    served = witnessing.witnessed()
+    if served is None:
+        raise NotYetWitnessed(f"no checkpoint has {witnessing.required} witness cosignatures yet")
+    return note_response(request, served)
 
 
-@router.get(
+def note_response(request: Request, note: str) -> Response:
+    """A checkpoint note with its ETag, revalidated on every use; 304 when If-None-Match names it."""
+    etag = '"' + hashlib.sha256(note.encode("utf-8")).hexdigest()[:32] + '"'
+    headers = {"Cache-Control": REVALIDATE, "ETag": etag}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(note, media_type=NOTE_TYPE, headers=headers)
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: weak comparison against each listed tag, or `*`."""
+    if not if_none_match:
+        return False
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether Accept-Encoding allows gzip (listed, or `*`, with a non-zero q)."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
+@read_router.get(
     "/tile/{tile_path:path}",
     summary="tlog-tiles hash tile or entry bundle",
-    description="`tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, as C2SP tlog-tiles. "
-    "Full tiles are immutable; partial ones are cached briefly. 404 until the log reaches a tile, "
-    "and for any percent-encoded path: each tile has exactly one URL.",
+    description="`tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, as C2SP tlog-tiles, also served "
+    "under the origin's path. Every tile path is immutable (a partial tile at a width never changes). "
+    "Entry bundles are gzip-encoded (`Content-Encoding: gzip`) when `Accept-Encoding` allows it. "
+    "404 until the log reaches a tile, and for any percent-encoded path: each tile has exactly one URL.",
     response_class=Response,
     responses={
         200: openapi.content(openapi.OCTET_STREAM, "the tile or entry bundle", schema={"type": "string", "format": "binary"},
@@ -52,12 +122,19 @@ def tile(tile_path: str, request: Request, reader: ReaderDep) -> Response:
         parsed = tlog.parse_tile_path("tile/" + tile_path)
     except tlog.TilePathError as exc:
         raise NotFound(f"not a tile path: {exc}") from exc
-    if parsed.is_entries:
-        data = reader.entry_bundle(parsed.index, parsed.width)
-    else:
+    headers = {"Cache-Control": IMMUTABLE}
+    if not parsed.is_entries:
         data = reader.tile(parsed.level, parsed.index, parsed.width)
-    cache = IMMUTABLE if parsed.width == 256 else SHORT
-    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
+        return Response(data, media_type="application/octet-stream", headers=headers)
+    data = reader.entry_bundle(parsed.index, parsed.width)
+    headers["Vary"] = "Accept-Encoding"
+    if _accepts_gzip(request.headers.get("accept-encoding")):
+        data = gzip.compress(data, compresslevel=BUNDLE_GZIP_LEVEL, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+router.include_router(read_router)
 
 
 @router.get("/api/v1/log", summary="The log's origin, size, root, checkpoint and verifier key")
@@ -124,13 +201,18 @@ def inclusion_proof(
 @router.get(
     "/api/v1/log/proof/consistency",
     summary="Consistency proof between two sizes",
-    responses=openapi.errors({400: "a size missing, malformed, negative, beyond the log, or first above second"}),
+    responses=openapi.errors(
+        {400: "a size missing, malformed, below 1, beyond the log, or first above second"}
+    ),
 )
 def consistency_proof(
     reader: ReaderDep,
-    first: int = Query(..., description="the older size"),
+    first: int = Query(..., description="the older size, at least 1"),
     second: int | None = Query(None, description="the newer size; defaults to the latest"),
 ) -> dict:
+    if first == 0:
+        # RFC 9162 2.1.4 defines proofs between non-empty trees only; strict clients refuse size 0
+        raise BadRequest("first must be at least 1: there is no consistency proof from the empty tree")
     return reader.consistency(first, second).to_json()
 
 

@@ -143,6 +143,8 @@ def test_every_signed_checkpoint_is_kept_and_consistent(served):
         assert "immutable" in response.headers["cache-control"]
         checkpoint = tlog.open_checkpoint(response.text, [served.verifier], origin=ORIGIN)
         assert (checkpoint.size, checkpoint.root_hash) == (size, served.reference.root(size))
+        if size == 0:  # RFC 9162 has no consistency proof from the empty tree: 400
+            continue
         proof = served.client.get("/api/v1/log/proof/consistency", params={"first": size}).json()
         assert (proof["first"], proof["second"]) == (size, latest)
         tlog.verify_consistency(
@@ -167,12 +169,8 @@ def test_every_tile_equals_the_reference_and_is_cached_right(served):
         assert response.status_code == 200, tile.path
         assert response.headers["content-type"] == "application/octet-stream"
         assert response.content == reference.tile(tile.level, tile.index, tile.width), tile.path
-        cache = response.headers["cache-control"]
-        if tile.is_full:
-            assert "immutable" in cache, tile.path
-        else:
-            assert "immutable" not in cache and "max-age=" in cache, tile.path
-            assert int(cache.split("max-age=")[1].split(",")[0]) <= 60
+        # a tile path never changes its bytes, partial ones included (tlog-tiles)
+        assert "immutable" in response.headers["cache-control"], tile.path
 
 
 def test_narrower_partial_tile_is_a_prefix(served):
@@ -189,7 +187,7 @@ def test_every_entry_bundle_holds_the_entries(served):
         assert response.status_code == 200, bundle.path
         start = bundle.index * 256
         assert tlog.decode_entry_bundle(response.content) == served.payloads[start : start + bundle.width]
-        assert ("immutable" in response.headers["cache-control"]) == bundle.is_full
+        assert "immutable" in response.headers["cache-control"]
 
 
 def test_tiles_beyond_the_log_are_404(served):
@@ -313,7 +311,7 @@ def test_inclusion_by_index_and_by_hash(served, index, tree_size):
     tlog.verify_inclusion(leaf, index, size, hashes, served.reference.root(size))
 
 
-@pytest.mark.parametrize("first, second", [(0, None), (1, None), (256, 65536), (65536, None), (1000, 1000), (0, 0), (3, 7)])
+@pytest.mark.parametrize("first, second", [(1, None), (256, 65536), (65536, None), (1000, 1000), (1, 1), (3, 7)])
 def test_consistency(served, first, second):
     params = {"first": first} if second is None else {"first": first, "second": second}
     body = served.client.get("/api/v1/log/proof/consistency", params=params).json()
@@ -363,6 +361,7 @@ def test_bad_parameters_are_client_errors(served):
         (f"/api/v1/log/proof/inclusion?leaf_hash={known}00", 400),
         ("/api/v1/log/proof/consistency", 400),  # first is required
         ("/api/v1/log/proof/consistency?first=-1", 400),
+        ("/api/v1/log/proof/consistency?first=0", 400),
         ("/api/v1/log/proof/consistency?first=abc", 400),
         ("/api/v1/log/proof/consistency?first=10&second=5", 400),
         ("/api/v1/log/proof/consistency?first=1&second=-5", 400),
