@@ -53,6 +53,9 @@ class Settings:
     body_chunk_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
     limit_concurrency: int = 1000
+    #: a directory kept as a static tlog-tiles copy of the log while serving (None: no scheduled export)
+    export_dir: Path | None = None
+    export_interval: float = 60.0
     self_audit_interval: float = 300.0
     self_audit_sample: int = 256
     jwks_refresh_interval: float = 1800.0
@@ -109,6 +112,8 @@ class Settings:
             body_chunk_timeout=_float(env, "PUBTRAIL_BODY_CHUNK_TIMEOUT", cls.body_chunk_timeout),
             keep_alive_timeout=_float(env, "PUBTRAIL_KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout),
             limit_concurrency=int(_float(env, "PUBTRAIL_LIMIT_CONCURRENCY", cls.limit_concurrency)),
+            export_dir=Path(env["PUBTRAIL_EXPORT_DIR"]) if env.get("PUBTRAIL_EXPORT_DIR") else None,
+            export_interval=_float(env, "PUBTRAIL_EXPORT_INTERVAL", cls.export_interval),
             self_audit_interval=_float(env, "PUBTRAIL_SELF_AUDIT_INTERVAL", cls.self_audit_interval),
             self_audit_sample=int(_float(env, "PUBTRAIL_SELF_AUDIT_SAMPLE", cls.self_audit_sample)),
             jwks_refresh_interval=_float(env, "PUBTRAIL_JWKS_REFRESH_INTERVAL", cls.jwks_refresh_interval),

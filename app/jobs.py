@@ -151,6 +151,17 @@ class JobLocks:
             os.close(fd)
 
 
+def export_static_copy(runtime: Runtime):
+    """Bring PUBTRAIL_EXPORT_DIR up to the latest checkpoint (app.services.export: new tiles only,
+    the checkpoint last, after the copy was checked against it)."""
+    from app.services.export import export_log
+
+    result = export_log(runtime.log.reader, runtime.settings.export_dir)
+    if result.tiles_written or result.bundles_written:
+        log.info("static copy %s: %s", runtime.settings.export_dir, result.summary())
+    return result
+
+
 def run_once(runtime: Runtime, locks: JobLocks, name: str, job: Callable, *args):
     """Run `job(runtime, *args)` unless another process runs job `name` now
     (then count the skip in `pubtrail_jobs_skipped_total` and return None)."""
@@ -175,6 +186,8 @@ def start_scheduler(runtime: Runtime) -> AsyncIOScheduler:
     once("prune-failed-exchanges", prune_failed_exchange_audit, hours=1)
     once("sweep-spool", sweep_upload_spool, hours=1)
     once("orphan-blobs", collect_orphan_blobs, hours=1)
+    if settings.export_dir is not None:
+        once("static-export", export_static_copy, seconds=max(1.0, settings.export_interval))
     if settings.self_audit_interval > 0:
         once("self-audit", self_audit, new_self_audit(runtime), seconds=settings.self_audit_interval)
     if settings.jwks_refresh_interval > 0:
