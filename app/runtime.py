@@ -26,15 +26,18 @@ from app.oidc.providers import IssuerRegistry
 from app.oidc.verifier import TokenVerifier
 from app.private_files import create_private_file, make_private_dir
 from app.sequencer import Sequencer
+from app.services.deliveries import Deliveries
 from app.services.exchange import TokenExchange, backfill_identities
 from app.services.incidents import Incidents
 from app.services.log import Log
 from app.services.log_reader import LogReader
+from app.services.monitors import Monitors
 from app.services.provenance import Provenance
 from app.services.publishers import Publishers
 from app.services.token_admin import TokenAdmin
 from app.services.upload_tokens import UploadTokens
 from app.services.uploads import Uploads
+from app.services.witnessing import WitnessSpec, Witnessing
 from app.storage.db import make_engine
 from app.storage.log_store import LogStore, create_schema
 
@@ -55,15 +58,36 @@ class Runtime:
     provenance: Provenance
     dev_issuer: DevIssuer | None = None
     incidents: Incidents = field(init=False)  # declared incidents and what they cover
+    monitors: Monitors = field(init=False)  # server-side watch rules with webhooks
+    deliveries: Deliveries = field(init=False)  # their events, delivered by a worker task
+
+    witnessing: Witnessing | None = field(init=False)  # asks PUBTRAIL_WITNESSES to cosign checkpoints
 
     def __post_init__(self) -> None:
         self.incidents = Incidents(self.engine, self.log, self.publishers, self.clock)
         self.provenance.incidents = self.incidents  # provenance answers and project pages name covering incidents
+        self.witnessing = None
+        if self.settings.witnesses:
+            self.witnessing = Witnessing(
+                self.engine, self.log.reader, self.log.sequencer.verifier,
+                [WitnessSpec(w["url"], w["key"]) for w in self.settings.witnesses],
+                self.settings.witnesses_required, self.clock, timeout=self.settings.witness_timeout,
+            )
+        store, s = self.log.sequencer.store, self.settings
+        self.monitors = Monitors(self.engine, store, self.clock, s.webhook_allowed_hosts)
+        self.deliveries = Deliveries(self.engine, store, self.clock, timeout=s.webhook_timeout,
+                                     poll_interval=s.webhook_poll_interval)
 
     async def start(self) -> None:
         await self.log.sequencer.start()
+        if self.witnessing is not None:
+            await self.witnessing.start()
+        await self.deliveries.start()
 
     async def stop(self) -> None:
+        if self.witnessing is not None:
+            await self.witnessing.stop()
+        await self.deliveries.stop()
         await self.log.sequencer.stop()
 
     def close(self) -> None:

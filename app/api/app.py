@@ -11,6 +11,7 @@ from app.api import (
     admin_routes,
     blast_radius_routes,
     incidents_routes,
+    monitors_routes,
     home_routes,
     legacy_routes,
     log_routes,
@@ -68,9 +69,6 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     home_routes.install_docs(app)
     app.include_router(home_routes.router)
     app.include_router(log_routes.router)
-    if prefix := log_routes.origin_path(runtime.settings.origin):
-        # tlog-tiles clients find the log at https://<origin>/: its read paths live there too
-        app.include_router(log_routes.read_router, prefix=prefix, include_in_schema=False)
     app.include_router(oidc_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(provenance_routes.router)  # after admin: /projects/{p}/publishers is the admin's
@@ -79,6 +77,7 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(simple_routes.router)
     app.include_router(blast_radius_routes.router)
     app.include_router(incidents_routes.router)
+    app.include_router(monitors_routes.router)
     openapi.install(app)
     return app
 
