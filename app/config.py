@@ -56,6 +56,11 @@ class Settings:
     #: a directory kept as a static tlog-tiles copy of the log while serving (None: no scheduled export)
     export_dir: Path | None = None
     export_interval: float = 60.0
+    #: witnesses the log asks to cosign its checkpoints: ({"url": ..., "key": <witness verifier key>}, ...)
+    witnesses: tuple[Mapping[str, str], ...] = ()
+    #: cosignatures from distinct witnesses a checkpoint needs before /checkpoint serves it
+    witnesses_required: int = 0
+    witness_timeout: float = 5.0
     self_audit_interval: float = 300.0
     self_audit_sample: int = 256
     jwks_refresh_interval: float = 1800.0
@@ -114,6 +119,7 @@ class Settings:
             limit_concurrency=int(_float(env, "PUBTRAIL_LIMIT_CONCURRENCY", cls.limit_concurrency)),
             export_dir=Path(env["PUBTRAIL_EXPORT_DIR"]) if env.get("PUBTRAIL_EXPORT_DIR") else None,
             export_interval=_float(env, "PUBTRAIL_EXPORT_INTERVAL", cls.export_interval),
+            **_witness_settings(env),
             self_audit_interval=_float(env, "PUBTRAIL_SELF_AUDIT_INTERVAL", cls.self_audit_interval),
             self_audit_sample=int(_float(env, "PUBTRAIL_SELF_AUDIT_SAMPLE", cls.self_audit_sample)),
             jwks_refresh_interval=_float(env, "PUBTRAIL_JWKS_REFRESH_INTERVAL", cls.jwks_refresh_interval),
@@ -182,6 +188,27 @@ class Settings:
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)
+
+
+def _witness_settings(env: Mapping[str, str]) -> dict:
+    """`PUBTRAIL_WITNESSES` (JSON list of {"url", "key"}), `PUBTRAIL_WITNESSES_REQUIRED` (default 1 when
+    witnesses are configured, at most their number) and `PUBTRAIL_WITNESS_TIMEOUT`."""
+    from app.services.witnessing import WitnessConfigError, parse_witnesses
+
+    try:
+        specs = parse_witnesses(env.get("PUBTRAIL_WITNESSES"))
+    except WitnessConfigError as exc:
+        raise ConfigError(f"PUBTRAIL_WITNESSES: {exc}") from exc
+    required = int(_float(env, "PUBTRAIL_WITNESSES_REQUIRED", 1 if specs else 0))
+    if required > len(specs):
+        raise ConfigError(
+            f"PUBTRAIL_WITNESSES_REQUIRED is {required} but PUBTRAIL_WITNESSES names {len(specs)} witnesses"
+        )
+    return {
+        "witnesses": tuple({"url": spec.url, "key": spec.key} for spec in specs),
+        "witnesses_required": required,
+        "witness_timeout": _float(env, "PUBTRAIL_WITNESS_TIMEOUT", 5.0),
+    }
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

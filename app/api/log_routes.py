@@ -22,6 +22,7 @@ from app import tlog
 from app.api import openapi
 from app.api.deps import ReaderDep
 from app.errors import BadRequest, NotFound
+from app.services.witnessing import NotYetWitnessed
 
 router = APIRouter(tags=["log"])
 read_router = APIRouter(tags=["log"])
@@ -54,7 +55,14 @@ def origin_path(origin: str) -> str:
     },
 )
 def checkpoint(request: Request, reader: ReaderDep) -> Response:
-    return note_response(request, reader.latest().note)
+    witnessing = getattr(request.app.state.runtime, "witnessing", None)
+    if witnessing is None:
+        return note_response(request, reader.latest().note)
+    # with PUBTRAIL_WITNESSES: the newest checkpoint that has the cosignatures the policy requires
+    served = witnessing.witnessed()
+    if served is None:
+        raise NotYetWitnessed(f"no checkpoint has {witnessing.required} witness cosignatures yet")
+    return note_response(request, served)
 
 
 def note_response(request: Request, note: str) -> Response:

@@ -303,3 +303,17 @@ class WebhookDelivery(SQLModel, table=True):
     lease_until: int = Field(default=0, sa_column=_bigint())
     delivered_at: Optional[int] = Field(default=None, sa_column=_bigint(nullable=True))
     last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class WitnessCosignature(SQLModel, table=True):
+    """A cosignature a configured witness gave the log's checkpoint at `size`
+    (operational: gathered from witnesses, not a projection of entries).
+    `witness` is the witness key's `name+keyid`; `line` the whole note
+    signature line, verified before it was stored."""
+
+    __tablename__ = "witness_cosignature"
+    size: int = Field(sa_column=_bigint(primary_key=True))
+    witness: str = Field(primary_key=True)
+    line: str = Field(sa_column=Column(Text, nullable=False))
+    timestamp: int = Field(sa_column=_bigint())
+    received_at: int = Field(sa_column=_bigint())

@@ -63,7 +63,7 @@ def test_every_table_is_log_projection_or_named_operational():
     import app.storage.tables  # noqa: F401
 
     log = {"log_state", "log_entry", "log_tile", "signed_checkpoint"}
-    operational = {"used_jti", "failed_exchange", "log_halt"}
+    operational = {"used_jti", "failed_exchange", "log_halt", "monitor", "webhook_delivery", "witness_cosignature"}
     assert set(SQLModel.metadata.tables) == log | operational | set(COLUMNS)
 
 

@@ -168,3 +168,22 @@ def test_the_answer_line_decodes_as_cosignature_v1(tmp_path: Path) -> None:
     blob = base64.b64decode(answer.body.split(" ")[2])
     assert len(blob) == 76 and int.from_bytes(blob[4:12], "big") == 1679315147
     assert blob[:4] == witness_verifier().key_id.to_bytes(4, "big")
+
+
+def test_the_specification_witness_agrees_with_ours(tmp_path: Path) -> None:
+    """The independent witness and pubtrail's give the same answers to the same requests."""
+    from tests.witness.spec_witness import SpecWitness
+
+    log = MemoryLog()
+    ours = make_witness(tmp_path, log, now=1679315147)
+    theirs = SpecWitness("witness.test/w1", WITNESS_SEED, log.verifier_key, clock=lambda: 1679315147)
+    assert theirs.vkey == witness_verifier().key_string
+    log.grow(3)
+    fork = MemoryLog(salt=b"forked ")
+    fork.grow(7)
+    steps = [log.body(0), log.body(0), log.body(3, 3)]
+    log.grow(9)
+    steps += [log.body(0), log.body(3), fork.body(12), log.body(12, 12), log.body(5, 12)]
+    for body in steps:
+        a, (status, kind, text) = ours.add_checkpoint(body), theirs.handle(body)
+        assert (a.status, a.body if a.status in (200, 409) else "") == (status, text if status in (200, 409) else "")
