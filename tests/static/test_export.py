@@ -3,13 +3,7 @@ its checkpoint is published, read back by `TileSource` over http.server and file
 
 from __future__ import annotations
 
-import functools
 import gzip
-import http.server
-import threading
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -21,6 +15,7 @@ from app.runtime import build_runtime
 from app.services.export import ExportError, export_log
 from app.tlog import MemoryTree, note
 from tests.conftest import ORIGIN
+from tests.support.static_server import static_server
 
 
 def payload(i: int) -> bytes:
@@ -37,25 +32,6 @@ def runtime(settings):
 def grow(runtime, start: int, count: int) -> None:
     receipts = runtime.log.sequencer.append_batch_sync([("test", payload(i)) for i in range(start, start + count)])
     assert receipts[-1].index == start + count - 1
-
-
-@contextmanager
-def static_server(directory: Path) -> Iterator[str]:
-    """Python's http.server over `directory`, as any static host would serve it."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 def check_copy(source: TileSource, verifier: note.Verifier, payloads: list[bytes]) -> None:
