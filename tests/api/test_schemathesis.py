@@ -165,6 +165,13 @@ def _known_good(pubtrail: Pubtrail) -> dict[str, list[dict[str, Any]]]:
         ],
         "GET /api/v1/projects/{project}": [{"path_parameters": {"project": PROJECT}}],
         "GET /api/v1/projects/{project}/{version}": [{"path_parameters": {"project": PROJECT, "version": "1.0"}}],
+        "POST /api/v1/monitors": [
+            {
+                "body": {"name": "uploads of the project", "match": {"kind": "upload", "project": PROJECT},
+                         "webhook_url": "http://127.0.0.1:9/hook"},
+                "media_type": "application/json",
+            }
+        ],
     }
 
 
