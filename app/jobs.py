@@ -162,6 +162,13 @@ def export_static_copy(runtime: Runtime):
     return result
 
 
+def deliver_webhooks(runtime: Runtime) -> int:
+    """One pass of the monitors' webhook deliveries (app.services.deliveries): a backstop
+    for the worker task each serving process runs; leases keep the two from making
+    one attempt twice. Returns the number of attempts made."""
+    return runtime.deliveries.run_once_sync()
+
+
 def run_once(runtime: Runtime, locks: JobLocks, name: str, job: Callable, *args):
     """Run `job(runtime, *args)` unless another process runs job `name` now
     (then count the skip in `pubtrail_jobs_skipped_total` and return None)."""
@@ -186,6 +193,7 @@ def start_scheduler(runtime: Runtime) -> AsyncIOScheduler:
     once("prune-failed-exchanges", prune_failed_exchange_audit, hours=1)
     once("sweep-spool", sweep_upload_spool, hours=1)
     once("orphan-blobs", collect_orphan_blobs, hours=1)
+    once("webhooks", deliver_webhooks, minutes=1)
     if settings.export_dir is not None:
         once("static-export", export_static_copy, seconds=max(1.0, settings.export_interval))
     if settings.self_audit_interval > 0:

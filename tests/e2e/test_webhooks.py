@@ -92,10 +92,11 @@ def start(make_settings, database_url, issuer):
     """Start a server on the test's database (call again for a restart); returns (Service, stop)."""
     running = []
 
-    def start_one(clock: Clock | None = None) -> tuple[Service, Callable[[], None]]:
+    def start_one(clock: Clock | None = None, **overrides) -> tuple[Service, Callable[[], None]]:
         clock = clock or Clock()
+        overrides.setdefault("webhook_poll_interval", 0.05)
         settings = make_settings(
-            database_url=database_url, jwks_urls=issuer.jwks_overrides(*ALL_ISSUERS), webhook_poll_interval=0.05
+            database_url=database_url, jwks_urls=issuer.jwks_overrides(*ALL_ISSUERS), **overrides
         )
         runtime = build_runtime(settings, clock=clock)
         context = serve(create_app(runtime), http=ReasonH11Protocol)
@@ -398,3 +399,18 @@ def test_list_show_delete(start, receiver: Receiver) -> None:
     service.add_github_publisher()  # only the remaining monitor hears of it
     headers, body = receiver.settled(1)[0]
     assert json.loads(body)["data"]["rule"] == {"id": two["id"], "name": "two"}
+
+
+def test_the_scheduler_job_delivers_too(start, receiver: Receiver) -> None:
+    from app.jobs import deliver_webhooks
+
+    service, _ = start(webhook_poll_interval=3600)  # the worker makes one pass at start, then sleeps
+    monitor = create_monitor(service, {"kind": "exchange"}, receiver.url)
+    service.add_github_publisher()
+    service.upload_token()
+    time.sleep(0.3)
+    assert receiver.requests == []
+    assert deliver_webhooks(service.runtime) == 1
+    headers, body = receiver.settled(1)[0]
+    check_event(service, monitor["secret"], headers, body)
+    assert deliver_webhooks(service.runtime) == 0
