@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from app.cli.errors import FAILED, USAGE, CliError
-from app.cli.verify import DEFAULT_SERVER, default_server, verifier_of
+from app.cli.verify import DEFAULT_SERVER, default_server, verifier_of, witness_flags, witness_policy
 from app.clients.blast_radius import CRITERIA, WINDOW, BlastRadius, fetch_csv, fetch_pages, verify_csv, verify_pages
 from app.clients.errors import ClientError, Unreachable
 from app.clients.http import DEFAULT_TIMEOUT, Server
@@ -53,7 +53,9 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--server", default=default_server(), metavar="URL",
                         help=f"the pubtrail server (default: PUBTRAIL_URL or {DEFAULT_SERVER})")
-    parser.add_argument("--key", required=True, metavar="VERIFIER_KEY", help="the log's verifier key string (pin it out of band)")
+    parser.add_argument("--key", metavar="VERIFIER_KEY", help="the log's verifier key string (pin it out of band)")
+    parser.add_argument("--mirror", metavar="DIR", help="answer from the verified local mirror that "
+                        "`pubtrail monitor --state DIR` keeps, instead of asking a server (--key optional)")
     criteria = parser.add_argument_group("criteria (combined with AND)")
     for name in CRITERIA:
         criteria.add_argument("--" + name.replace("_", "-"), dest=f"criterion_{name}", metavar="TIME" if name in WINDOW else "VALUE",
@@ -64,14 +66,23 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="items per page asked of the server (1-1000; every page is fetched)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"connect and read timeout per request (default {DEFAULT_TIMEOUT:g})")
+    witness_flags(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    verifier = verifier_of(args.key)
     criteria = {name: value for name in CRITERIA if (value := getattr(args, f"criterion_{name}")) is not None}
     if not any(name not in WINDOW for name in criteria):
         raise CliError("name at least one criterion besides --since/--until (e.g. --repository OWNER/REPO)", USAGE)
+    if args.mirror is not None:
+        from app.cli.monitor import mirror_blast_radius
+
+        result, text = mirror_blast_radius(args.mirror, args.key, criteria, csv=args.csv)
+        return _print(args, result, text)
+    if args.key is None:
+        raise CliError("the following arguments are required: --key (or answer from a local --mirror)", USAGE)
+    verifier = verifier_of(args.key)
+    policy = witness_policy(args)
     if args.limit is not None and not 1 <= args.limit <= 1000:
         raise CliError("--limit must be between 1 and 1000", USAGE)
     try:
@@ -82,12 +93,19 @@ def run(args: argparse.Namespace) -> int:
         with server:
             text = fetch_csv(server, criteria) if args.csv else None
             result = verify_pages(fetch_pages(server, criteria, limit=args.limit), verifier, asked=criteria)
+            if policy is not None:
+                indexes = [v.index for _, v in result.exchanges] + [v.index for _, v in result.uploads]
+                policy.vouch(server, verifier, result.checkpoint, indexes)
             if text is not None:
                 verify_csv(text, result)
     except Unreachable as exc:
         raise CliError(f"{exc} (is pubtrail serve running there? set --server or PUBTRAIL_URL)", FAILED) from exc
     except ClientError as exc:
         raise CliError(f"FAILED: {exc}", FAILED) from exc
+    return _print(args, result, text)
+
+
+def _print(args: argparse.Namespace, result: BlastRadius, text: str | None) -> int:
     if text is not None:
         sys.stdout.write(text)
     elif args.json:

@@ -19,7 +19,7 @@ from typing import Any
 
 from app.cli.errors import FAILED, USAGE, CliError
 from app.cli.verify import DEFAULT_SERVER, default_server, verifier_of
-from app.clients.errors import ServerError, Unreachable, VerificationError
+from app.clients.errors import ClientError, ServerError, Unreachable, VerificationError
 from app.clients.http import DEFAULT_TIMEOUT
 from app.clients.mirror import Mirror, MirrorError
 from app.clients.monitor import Monitor, Step, event_of_failure, event_of_match
@@ -198,3 +198,23 @@ def _report(step: Step, origin: str, seconds: float) -> None:
     rate = f", {step.new_entries / seconds:,.0f} entries/s" if step.new_entries and seconds > 0 else ""
     print(f"{_now()} {origin}: verified size {step.size} (+{step.new_entries} new, "
           f"{len(step.matches)} matched{rate})", flush=True)
+
+
+def open_mirror(folder: str, key: str | None) -> Mirror:
+    """The mirror in ``folder`` (checked against ``key`` when given) for the --mirror queries."""
+    if key is not None:
+        verifier_of(key)
+    try:
+        return Mirror(folder, key=key)
+    except MirrorError as exc:
+        raise CliError(f"--mirror: {exc.detail}", USAGE) from exc
+
+
+def mirror_blast_radius(folder: str, key: str | None, criteria: dict[str, str], *, csv: bool = False):
+    """`pubtrail blast-radius --mirror DIR`: the answer from the verified mirror, and its CSV when asked."""
+    with open_mirror(folder, key) as mirror:
+        try:
+            result = mirror.blast_radius(criteria, now=int(time.time()))
+        except ClientError as exc:
+            raise CliError(exc.detail, USAGE) from exc
+        return result, (mirror.blast_radius_csv(result) if csv else None)

@@ -209,3 +209,32 @@ def test_mirror_blast_radius_equals_the_servers(corpus_service, tmp_path):
             assert mirror[name] == server[name], (criteria, name)
         nonempty += bool(server["uploads"])
     assert nonempty >= 5
+
+
+def test_blast_radius_cli_from_the_mirror(service, tmp_path, capsys):
+    service.add_github_publisher("sampleproject")
+    service.upload_token()
+    service.upload_token()
+    key, state = key_of(service), str(tmp_path / "s")
+    assert main(["monitor", "--server", service.url, "--key", key, "--state", state, "--once"]) == 0
+    capsys.readouterr()
+    asked = ["--repository", "Octo-Org/SampleProject"]
+    assert main(["blast-radius", "--server", service.url, "--key", key, *asked, "--json"]) == 0
+    server = json.loads(capsys.readouterr().out)
+    assert main(["blast-radius", "--mirror", state, *asked, "--json"]) == 0
+    mirror = json.loads(capsys.readouterr().out)
+    assert len(mirror["exchanges"]) == 2
+    for answer in (server, mirror):  # token states are taken at each side's own clock
+        for item in answer["exchanges"]:
+            item.pop("token_state")
+        answer["totals"].pop("tokens_valid")
+        answer.pop("as_of")
+    assert mirror == server
+    assert main(["blast-radius", "--mirror", state, *asked]) == 0
+    assert "Totals: 2 exchanges, 0 uploads" in capsys.readouterr().out
+    assert main(["blast-radius", "--mirror", state, "--key", note.generate_key("x.test/log")[1], *asked]) == 2
+    assert "mirrors the log of key" in capsys.readouterr().err
+    assert main(["blast-radius", "--mirror", str(tmp_path / "none"), *asked]) == 2
+    assert "holds no mirror" in capsys.readouterr().err
+    assert main(["blast-radius", "--mirror", state, "--since", "yesterday", *asked]) == 2
+    assert "RFC 3339" in capsys.readouterr().err
