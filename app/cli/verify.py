@@ -23,6 +23,7 @@ from app.clients.errors import ClientError, ServerError, Unreachable
 from app.clients.http import DEFAULT_TIMEOUT, Server
 from app.clients.provenance import LocalFile, Provenance, expand_paths, fetch_and_verify
 from app.clients.receipt import HEADER, is_receipt, verify_receipt
+from app.clients.witnesses import WitnessPolicy
 from app.tlog import note
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -52,6 +53,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
                         help="fail a file whose publisher identity differs from the previous release's")
     verify.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"connect and read timeout per request (default {DEFAULT_TIMEOUT:g})")
+    witness_flags(verify)
     legacy = verify.add_mutually_exclusive_group()
     legacy.add_argument("--entry", type=Path, metavar="FILE", help=argparse.SUPPRESS)
     legacy.add_argument("--leaf-hash", metavar="HEX", help=argparse.SUPPRESS)
@@ -76,6 +78,21 @@ def _key(parser: argparse.ArgumentParser) -> None:
                         help="the log's verifier key string (pin it out of band)")
 
 
+def witness_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                        help="a witness verifier key (repeatable): the server's /checkpoint must carry its "
+                        "cosignature and be consistent with the answer, which may only rely on witnessed entries")
+    parser.add_argument("--witnesses-required", type=int, metavar="K",
+                        help="how many of the --witness keys must have cosigned (default: all of them)")
+
+
+def witness_policy(args: argparse.Namespace) -> WitnessPolicy | None:
+    try:
+        return WitnessPolicy.parse(args.witness, args.witnesses_required)
+    except ValueError as exc:
+        raise CliError(str(exc), USAGE) from exc
+
+
 def verifier_of(key: str) -> note.Verifier:
     try:
         return note.Verifier(key)
@@ -88,6 +105,7 @@ def verifier_of(key: str) -> note.Verifier:
 
 def run(args: argparse.Namespace) -> int:
     verifier = verifier_of(args.key)
+    policy = witness_policy(args)
     if args.entry is not None or args.leaf_hash is not None:
         proof = args.files[0]
         if len(args.files) != 1 or (str(proof) != "-" and not is_receipt(_read_text(proof, "proof"))):
@@ -122,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
         for file in files:
             try:
                 provenance = fetch_and_verify(server, verifier, file)
+                if policy is not None:
+                    c = provenance.continuity
+                    indexes = [provenance.upload_index, provenance.exchange_index]
+                    policy.vouch(server, verifier, provenance.checkpoint, indexes + [c.previous_index] * (c.previous_index is not None))
             except Unreachable as exc:
                 raise CliError(f"{exc} (is pubtrail serve running there? set --server or PUBTRAIL_URL)", FAILED) from exc
             except ClientError as exc:

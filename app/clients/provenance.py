@@ -110,6 +110,7 @@ class Provenance:
     publisher: dict[str, str | None]
     continuity: Continuity
     incidents: list[dict[str, Any]]
+    checkpoint: tlog.Checkpoint | None = None  # the verified checkpoint the answer is proven at
 
 
 def fetch_and_verify(server: Server, verifier: note.Verifier, file: LocalFile) -> Provenance:
@@ -165,6 +166,7 @@ def verify_provenance(answer: Any, verifier: note.Verifier, file: LocalFile | No
         publisher=publisher,
         continuity=continuity,
         incidents=incidents,
+        checkpoint=checkpoint,
     )
 
 

@@ -177,3 +177,61 @@ def test_a_forked_log_gets_no_cosignature(make_service, witnesses, tmp_path, dat
         runtime.close()
     assert witnesses["state"].latest(settings.origin).size == size
     assert witnesses["theirs"].state[0] == size
+
+
+def _client_flags(witnesses, required: int) -> list[str]:
+    flags = []
+    for verifier in witnesses["verifiers"]:
+        flags += ["--witness", verifier.key_string]
+    return flags + ["--witnesses-required", str(required)]
+
+
+def test_clients_insist_on_the_cosignatures_they_are_told_to(make_service, witnesses, tmp_path, capsys) -> None:
+    from app.cli import main
+    from tests.e2e.test_upload import _post, build_wheel
+
+    service = start(make_service, witnesses, required=1)
+    service.add_github_publisher()
+    wheel = build_wheel(tmp_path)
+    assert _post(service, wheel, token=service.upload_token()).status_code == 200
+    wait_for(witnessed_size(service, service.log_size(), count=2))
+    key = service.client.get("/api/v1/log").json()["verifier_key"]
+    common = ["--server", service.url, "--key", key]
+    blast = ["blast-radius", *common, "--repository", "octo-org/sampleproject", "--json"]
+    assert main(["verify", str(wheel), *common, *_client_flags(witnesses, 2)]) == 0
+    assert main([*blast, *_client_flags(witnesses, 2)]) == 0
+    capsys.readouterr()
+
+    # a newer entry, witnessed by ours only: /checkpoint (policy 1) now carries one cosignature
+    witnesses["theirs"].down = True
+    service.add_github_publisher(project="later")
+    wait_for(lambda: witnessed_size(service, service.log_size(), count=1)())
+    assert main(["verify", str(wheel), *common, *_client_flags(witnesses, 2)]) == 1
+    assert "witness cosignatures: " in capsys.readouterr().out
+    assert main([*blast, *_client_flags(witnesses, 2)]) == 1
+    assert "1 valid cosignature(s)" in capsys.readouterr().err
+    assert main(["verify", str(wheel), *common, *_client_flags(witnesses, 1)]) == 0
+    # a witness key the server's checkpoint does not carry at all
+    stranger = cosig.generate_key("witness.test/stranger", b"\x77" * 32)[1]
+    assert main(["verify", str(wheel), *common, "--witness", stranger]) == 1
+    capsys.readouterr()
+    assert main(["verify", str(wheel), *common, "--witness", stranger, "--witnesses-required", "2"]) == 2
+    assert main(["verify", str(wheel), *common, "--witness", "nonsense"]) == 2
+
+
+def test_an_entry_newer_than_the_witnessed_checkpoint_is_refused(make_service, witnesses, tmp_path, capsys) -> None:
+    from app.cli import main
+    from tests.e2e.test_upload import _post, build_wheel
+
+    witnesses["theirs"].down = True
+    service = start(make_service, witnesses, required=1)
+    service.add_github_publisher()
+    wait_for(witnessed_size(service, service.log_size(), count=1))
+    # the witnesses stop answering: the upload is logged but never witnessed
+    service.runtime.witnessing.peers[0].retry_at = float("inf")
+    wheel = build_wheel(tmp_path)
+    assert _post(service, wheel, token=service.upload_token()).status_code == 200
+    key = service.client.get("/api/v1/log").json()["verifier_key"]
+    flags = ["--witness", witnesses["verifiers"][0].key_string]
+    assert main(["verify", str(wheel), "--server", service.url, "--key", key, *flags]) == 1
+    assert "not witnessed yet" in capsys.readouterr().out
