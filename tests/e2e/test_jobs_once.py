@@ -123,3 +123,16 @@ def test_every_job_but_the_per_process_jwks_refresh_runs_through_its_lock(servic
     for name, job in jobs.items():
         if name != "refresh-jwks":
             assert job.func is run_once and job.args[2] == name, name
+
+
+def test_refresh_jwks_job_fetches_every_configured_issuer_then_waits_for_their_age(service):
+    from app.jobs import refresh_jwks
+
+    first = asyncio.run(refresh_jwks(service.runtime))
+    assert first and all(error is None for error in first.values())
+    assert set(first) == set(service.runtime.settings.jwks_urls)
+    assert asyncio.run(refresh_jwks(service.runtime)) == {}  # keys of monotonic seconds ago are fresh
+    service.add_github_publisher()
+    service.issuer.reset_counts()
+    assert service.mint(service.github_token()).status_code == 200
+    assert service.issuer.request_counts["/jwks"] == 0  # the exchange found its keys cached
