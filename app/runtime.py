@@ -76,7 +76,8 @@ class Runtime:
         store, s = self.log.sequencer.store, self.settings
         self.monitors = Monitors(self.engine, store, self.clock, s.webhook_allowed_hosts)
         self.deliveries = Deliveries(self.engine, store, self.clock, timeout=s.webhook_timeout,
-                                     poll_interval=s.webhook_poll_interval)
+                                     poll_interval=s.webhook_poll_interval,
+                                     write_lock=self.log.sequencer.locked if store.is_sqlite else None)
 
     async def start(self) -> None:
         await self.log.sequencer.start()

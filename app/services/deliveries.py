@@ -36,11 +36,13 @@ import json
 import logging
 import math
 import uuid
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import httpx
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.engine import Connection
 
 from app.entries import EntryError, ExchangeEntry, UploadEntry, decode, rfc3339
 from app.storage.db import WRITE
@@ -117,6 +119,7 @@ class Deliveries:
         hourly: float = HOURLY,
         give_up_after: float = GIVE_UP_AFTER,
         transport: httpx.AsyncBaseTransport | None = None,
+        write_lock: Callable[[], AbstractContextManager[Connection]] | None = None,
     ):
         self.engine = engine
         self.store = store
@@ -127,9 +130,22 @@ class Deliveries:
         self.hourly = hourly
         self.give_up_after = give_up_after
         self.transport = transport
+        self.write_lock = write_lock
         self.owner = uuid.uuid4().hex  # this process's name on the leases it takes
         self.lease = math.ceil(timeout) + 30
         self._task: asyncio.Task | None = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction. On SQLite (one writer at a time) it queues behind the
+        log's write lock (`write_lock`, the sequencer's) instead of polling SQLite's
+        busy handler, which would stall both the appends and these writes."""
+        if self.write_lock is not None:
+            with self.write_lock() as conn:
+                yield conn
+        else:
+            with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+                yield conn
 
     # --- 1. entries -> events ---------------------------------------------------
 
@@ -152,7 +168,7 @@ class Deliveries:
         exchanges = self._exchanges(entries)
         now = self.clock()
         stored = 0
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with self._writing() as conn:
             for monitor in monitors:
                 moved = conn.execute(
                     update(_monitors)
@@ -234,7 +250,7 @@ class Deliveries:
         if not candidates:
             return []
         claimed = []
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with self._writing() as conn:
             for c in candidates:
                 won = conn.execute(
                     update(_deliveries)
@@ -246,28 +262,37 @@ class Deliveries:
         return claimed
 
     def record(self, attempt: Attempt, error: str | None) -> None:
-        """Record one attempt's outcome (`error` None: delivered) if this process still holds its lease."""
+        """Record one attempt's outcome (`error` None: delivered); see `record_all`."""
+        self.record_all([(attempt, error)])
+
+    def record_all(self, outcomes: Sequence[tuple[Attempt, str | None]]) -> None:
+        """Record attempts' outcomes in one transaction, each only if this process
+        still holds its lease (else another process made the attempt again)."""
+        if not outcomes:
+            return
         now = int(self.clock())
-        mine = (_deliveries.c.id == attempt.id) & (_deliveries.c.lease_owner == self.owner)
-        made = attempt.attempts + 1
-        if error is None:
-            values = {"status": "delivered", "delivered_at": now, "last_error": None}
-        else:
-            delay = self.schedule[made - 1] if made <= len(self.schedule) else self.hourly
-            next_at = now + int(delay)
-            gave_up = next_at > attempt.created_at + self.give_up_after
-            values = {"status": "failed" if gave_up else "pending", "next_attempt_at": next_at,
-                      "last_error": error[:500]}
-            log.warning("webhook %s attempt %d to %s failed: %s%s", attempt.id, made, attempt.url, error,
-                        " (giving up)" if gave_up else "")
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            conn.execute(
-                update(_deliveries).where(mine).values(attempts=made, lease_owner=None, lease_until=0, **values)
-            )
+        with self._writing() as conn:
+            for attempt, error in outcomes:
+                made = attempt.attempts + 1
+                if error is None:
+                    values = {"status": "delivered", "delivered_at": now, "last_error": None}
+                else:
+                    delay = self.schedule[made - 1] if made <= len(self.schedule) else self.hourly
+                    next_at = now + int(delay)
+                    gave_up = next_at > attempt.created_at + self.give_up_after
+                    values = {"status": "failed" if gave_up else "pending", "next_attempt_at": next_at,
+                              "last_error": error[:500]}
+                    log.warning("webhook %s attempt %d to %s failed: %s%s", attempt.id, made, attempt.url, error,
+                                " (giving up)" if gave_up else "")
+                conn.execute(
+                    update(_deliveries)
+                    .where(_deliveries.c.id == attempt.id, _deliveries.c.lease_owner == self.owner)
+                    .values(attempts=made, lease_owner=None, lease_until=0, **values)
+                )
 
     def release(self) -> None:
         """Give up this process's leases (attempts not made), so another process retries them at once."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with self._writing() as conn:
             conn.execute(
                 update(_deliveries)
                 .where(_deliveries.c.lease_owner == self.owner, _deliveries.c.status == "pending")
@@ -294,14 +319,16 @@ class Deliveries:
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
         """One pass: scan, claim, send concurrently, record. The number of attempts made."""
-        await asyncio.to_thread(self.scan)
-        attempts = await asyncio.to_thread(self.claim)
+        attempts = await asyncio.to_thread(self._scan_and_claim)
         if not attempts:
             return 0
         outcomes = await asyncio.gather(*(self._send(client, a) for a in attempts))
-        for attempt, error in zip(attempts, outcomes):
-            await asyncio.to_thread(self.record, attempt, error)
+        await asyncio.to_thread(self.record_all, list(zip(attempts, outcomes)))
         return len(attempts)
+
+    def _scan_and_claim(self) -> list[Attempt]:
+        self.scan()
+        return self.claim()
 
     def run_once_sync(self) -> int:
         """`run_once` for a scheduler job (blocking; its own HTTP client)."""
@@ -313,7 +340,7 @@ class Deliveries:
                     error = self._outcome(client.post(attempt.url, content=attempt.body,
                                                       headers=self._headers(attempt)))
                 except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}"
+                    error = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 self.record(attempt, error)
         return len(attempts)
 
