@@ -41,26 +41,23 @@ class WitnessState:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS witnessed_log "
-                "(origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root_hash BLOB NOT NULL)"
-            )
+        self._lock = threading.Lock()  # one request at a time on the one connection
+        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS witnessed_log "
+            "(origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root_hash BLOB NOT NULL)"
+        )
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
 
     def latest(self, origin: str) -> Head:
         """The latest cosigned head of ``origin`` (size 0 and the empty root if none)."""
-        conn = self._connect()
-        try:
-            row = conn.execute("SELECT size, root_hash FROM witnessed_log WHERE origin = ?", (origin,)).fetchone()
-        finally:
-            conn.close()
+        with self._lock:
+            row = self._conn.execute("SELECT size, root_hash FROM witnessed_log WHERE origin = ?", (origin,)).fetchone()
         return Head(row[0], bytes(row[1])) if row else Head(0, EMPTY_ROOT)
 
     def advance(
@@ -73,7 +70,7 @@ class WitnessState:
         :class:`BadProof`.
         """
         with self._lock:
-            conn = self._connect()
+            conn = self._conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 row = conn.execute(
@@ -109,5 +106,3 @@ class WitnessState:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            finally:
-                conn.close()
