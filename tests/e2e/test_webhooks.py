@@ -416,3 +416,32 @@ def test_the_scheduler_job_delivers_too(start, receiver: Receiver) -> None:
     headers, body = receiver.settled(1)[0]
     check_event(service, monitor["secret"], headers, body)
     assert deliver_webhooks(service.runtime) == 0
+
+
+def test_uploads_by_an_unexpected_publisher(start, receiver: Receiver, tmp_path) -> None:
+    from tests.e2e.test_upload import build_wheel, _post
+
+    service, _ = start()
+    unexpected = create_monitor(
+        service,
+        {"project": "SampleProject",
+         "unexpected_publisher": [{"repository": "octo-org/sampleproject", "workflow": "release.yml"}]},
+        receiver.url, name="not the release workflow",
+    )
+    by_owner = create_monitor(service, {"kind": "upload", "repository_owner_id": "65432"}, receiver.url)
+    service.add_github_publisher()
+    service.add_github_publisher(workflow="other.yml")
+    for version, workflow in (("1.0.0", "release.yml"), ("2.0.0", "other.yml")):
+        (tmp_path / version).mkdir()
+        wheel = build_wheel(tmp_path / version, version)
+        token = service.upload_token(workflow=workflow)
+        assert _post(service, wheel, token=token, version=version).status_code == 200
+    got = receiver.settled(3)
+    seen = sorted(
+        (json.loads(b)["data"]["rule"]["id"], json.loads(b)["data"]["entry"]["entry"]["version"]) for _, b in got
+    )
+    # repository_owner_id is not in the upload entry: it comes from the exchange that minted its token
+    assert seen == sorted([(unexpected["id"], "2.0.0"), (by_owner["id"], "1.0.0"), (by_owner["id"], "2.0.0")])
+    secrets = {unexpected["id"]: unexpected["secret"], by_owner["id"]: by_owner["secret"]}
+    for headers, body in got:
+        check_event(service, secrets[json.loads(body)["data"]["rule"]["id"]], headers, body)
