@@ -70,6 +70,10 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     what = receipt.add_mutually_exclusive_group(required=True)
     what.add_argument("--entry", type=Path, metavar="FILE", help="file with the exact entry bytes")
     what.add_argument("--leaf-hash", metavar="HEX", help="the entry's leaf hash, hex")
+    receipt.add_argument("--server", metavar="URL",
+                         help="with --witness: the pubtrail whose witnessed /checkpoint must vouch for the receipt")
+    receipt.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help=argparse.SUPPRESS)
+    witness_flags(receipt)
     receipt.set_defaults(run=run_receipt)
 
 
@@ -207,6 +211,9 @@ def show(console, provenance: Provenance) -> None:
 
 def run_receipt(args: argparse.Namespace) -> int:
     verifier = verifier_of(args.key)
+    policy = witness_policy(args)
+    if policy is not None and not getattr(args, "server", None):
+        raise CliError("--witness needs --server: the witnessed checkpoint comes from the log's /checkpoint", USAGE)
     if args.entry is not None:
         leaf = tlog.leaf_hash(_read_bytes(args.entry, "entry"))
     else:
@@ -220,6 +227,15 @@ def run_receipt(args: argparse.Namespace) -> int:
     except ClientError as exc:
         raise CliError(f"FAILED: {exc}", FAILED) from exc
     print(f"OK: entry {verified.index} is in {verified.checkpoint.origin} at size {verified.checkpoint.size}")
+    if policy is not None:
+        # the receipt upgraded: a witnessed checkpoint, consistent with the receipt's, covers the entry
+        try:
+            with Server(args.server, timeout=args.timeout) as server:
+                policy.vouch(server, verifier, verified.checkpoint, [verified.index])
+                witnessed, names = policy.witnessed(server, verifier)
+        except ClientError as exc:
+            raise CliError(f"FAILED: {exc}", FAILED) from exc
+        print(f"OK: witnessed at size {witnessed.size} by {', '.join(names)}")
     return 0
 
 

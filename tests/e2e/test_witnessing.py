@@ -235,3 +235,35 @@ def test_an_entry_newer_than_the_witnessed_checkpoint_is_refused(make_service, w
     flags = ["--witness", witnesses["verifiers"][0].key_string]
     assert main(["verify", str(wheel), "--server", service.url, "--key", key, *flags]) == 1
     assert "not witnessed yet" in capsys.readouterr().out
+
+
+def test_a_receipt_is_upgraded_to_a_witnessed_checkpoint(make_service, witnesses, tmp_path, capsys) -> None:
+    from app.cli import main
+
+    service = start(make_service, witnesses, required=2)
+    answer = service.client.post(
+        "/api/v1/projects/receipted/publishers", headers=service.admin,
+        json={"provider": "github", "repository": "o/r", "repository_owner_id": "1", "workflow": "w.yml"},
+    ).json()
+    receipt = answer["receipt"]
+    entry = service.client.get(f"/api/v1/log/entries/{receipt['index']}").json()
+    proof = tmp_path / "proof.txt"
+    proof.write_text(entry["tlog_proof"])
+    leaf = ["--leaf-hash", receipt["leaf_hash"]]
+    key = service.client.get("/api/v1/log").json()["verifier_key"]
+    flags = ["--server", service.url, *_client_flags(witnesses, 2)]
+    service.add_github_publisher(project="grown-after")  # the witnessed checkpoint ends up larger
+    wait_for(witnessed_size(service, service.log_size()))
+    assert main(["verify-receipt", str(proof), "--key", key, *leaf, *flags]) == 0
+    assert f"witnessed at size {service.log_size()}" in capsys.readouterr().out
+    # an entry the witnesses have not seen yet
+    service.runtime.witnessing.peers[0].retry_at = float("inf")
+    late = service.client.post(
+        "/api/v1/projects/late/publishers", headers=service.admin,
+        json={"provider": "github", "repository": "o/r", "repository_owner_id": "1", "workflow": "w.yml"},
+    ).json()["receipt"]
+    late_proof = tmp_path / "late.txt"
+    late_proof.write_text(service.client.get(f"/api/v1/log/entries/{late['index']}").json()["tlog_proof"])
+    assert main(["verify-receipt", str(late_proof), "--key", key, "--leaf-hash", late["leaf_hash"], *flags]) == 1
+    assert "not witnessed yet" in capsys.readouterr().err
+    assert main(["verify-receipt", str(proof), "--key", key, *leaf, *_client_flags(witnesses, 2)]) == 2
