@@ -102,6 +102,8 @@ class Witness:
         except ValueError as exc:
             return _text(400, f"malformed request: {exc}")
         origin = request.note.partition("\n")[0]
+        if not origin:
+            return _text(400, "malformed request: the checkpoint has no origin line")
         verifiers = self.logs.get(origin)
         if verifiers is None:
             return _text(404, f"unknown log origin {origin!r}")

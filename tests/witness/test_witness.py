@@ -76,6 +76,7 @@ def test_a_fork_is_refused_and_not_cosigned(tmp_path: Path) -> None:
         (b"new 0\n\n", 400),
         (b"old 0\nnot base64\n\n", 400),
         (b"old 0\n" + b"\xff\n\n", 400),
+        (b"old 0\n\n\n", 400),
     ],
 )
 def test_malformed_requests_are_400(tmp_path: Path, body: bytes, status: int) -> None:
