@@ -186,3 +186,30 @@ def test_halt_refuses_synchronous_batches_too(service):
     else:
         raise AssertionError("a halted log signed a batch")
     assert sequencer.resume() is True and sequencer.halted() is None
+
+
+def test_an_interior_tile_rewritten_with_its_entry_fails_the_inclusion_proof(service):
+    """Entry 5, its leaf hash and its leaf in the full level-0 tile 0 all rewritten
+    alike: the root (from the level-1 tile) still matches; only the proof tells."""
+    sequencer = service.runtime.log.sequencer
+    sequencer.append_batch_sync([("publisher", b'{"n":%d}' % n) for n in range(300)])
+    forged = b'{"n":"forged"}'
+    with service.runtime.engine.connect() as conn:
+        tile = bytes(conn.execute(text('SELECT data FROM log_tile WHERE level = 0 AND "index" = 0')).scalar())
+    leaf = tlog.leaf_hash(forged)
+    _execute(service, 'UPDATE log_entry SET data = :data, leaf_hash = :leaf WHERE "index" = 5', data=forged, leaf=leaf)
+    _execute(
+        service, 'UPDATE log_tile SET data = :data WHERE level = 0 AND "index" = 0',
+        data=tile[: 5 * 32] + leaf + tile[6 * 32 :],
+    )
+    clean = _auditor(service, sample=8, random_sample=0)
+    clean.cursor = 256  # another tile: nothing wrong there
+    assert self_audit(service.runtime, clean).ok
+    auditor = _auditor(service, sample=8, random_sample=0)
+    auditor.cursor = 0
+    report = self_audit(service.runtime, auditor)
+    assert report.problems == [
+        "the level-0 tile of entries 0..255 is not included in the signed root at size 300 "
+        "(inclusion proof of entry 0: " + report.problems[0].split("(inclusion proof of entry 0: ", 1)[1]
+    ]
+    _assert_halted(service, "the level-0 tile of entries 0..255 is not included")
