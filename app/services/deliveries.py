@@ -149,21 +149,32 @@ class Deliveries:
 
     # --- 1. entries -> events ---------------------------------------------------
 
-    def scan(self) -> int:
-        """Store the events of entries the monitors have not looked at; the number stored."""
+    def scan(self, windows: int = 16) -> int:
+        """Store the events of entries the monitors have not looked at, up to `windows`
+        reads of SCAN_MAX entries; the number of events stored."""
         checkpoint = self.store.checkpoint()
         if checkpoint is None:
             return 0
-        with self.engine.connect() as conn:
-            monitors = conn.execute(
-                select(_monitors.c.id, _monitors.c.name, _monitors.c.match, _monitors.c.cursor).where(
-                    _monitors.c.cursor < checkpoint.size
-                )
-            ).all()
-        if not monitors:
-            return 0
-        start = min(m.cursor for m in monitors)
+        stored = 0
+        for _ in range(windows):
+            with self.engine.connect() as conn:
+                behind = conn.execute(
+                    select(_monitors.c.id, _monitors.c.name, _monitors.c.match, _monitors.c.cursor).where(
+                        _monitors.c.cursor < checkpoint.size
+                    )
+                ).all()
+            if not behind:
+                break
+            stored += self._scan_window(checkpoint, behind)
+        return stored
+
+    def _scan_window(self, checkpoint: StoredCheckpoint, behind: list) -> int:
+        """Scan SCAN_MAX entries from the lowest cursor for the monitors whose
+        cursor is in that window (a monitor further on waits for the next window:
+        a cursor never moves back)."""
+        start = min(m.cursor for m in behind)
         stop = min(checkpoint.size, start + SCAN_MAX)
+        monitors = [m for m in behind if m.cursor < stop]
         entries = self._decoded(self.store.entries(start, stop))
         exchanges = self._exchanges(entries)
         now = self.clock()

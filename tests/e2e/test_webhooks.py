@@ -445,3 +445,32 @@ def test_uploads_by_an_unexpected_publisher(start, receiver: Receiver, tmp_path)
     secrets = {unexpected["id"]: unexpected["secret"], by_owner["id"]: by_owner["secret"]}
     for headers, body in got:
         check_event(service, secrets[json.loads(body)["data"]["rule"]["id"]], headers, body)
+
+
+def test_monitors_at_different_cursors_each_see_only_their_entries(
+    start, receiver: Receiver, monkeypatch
+) -> None:
+    from app.jobs import deliver_webhooks
+    from app.services import deliveries
+
+    monkeypatch.setattr(deliveries, "SCAN_MAX", 2)  # a scan reads two entries at a time
+    service, _ = start(webhook_poll_interval=3600)
+    early = create_monitor(service, {"kind": "exchange"}, receiver.url, name="early")
+    service.add_github_publisher()
+    for _ in range(4):
+        service.upload_token()
+    late = create_monitor(service, {"kind": "exchange"}, receiver.url, name="late")
+    for _ in range(3):
+        service.upload_token()
+    for _ in range(12):
+        deliver_webhooks(service.runtime)
+    got = receiver.settled(10)
+    per_rule = {}
+    for _, body in got:
+        event = json.loads(body)["data"]
+        per_rule.setdefault(event["rule"]["name"], []).append(event["entry"]["index"])
+    assert sorted(per_rule["early"]) == list(range(1, 8))
+    assert sorted(per_rule["late"]) == list(range(5, 8))
+    listed = {m["name"]: m["next_index"] for m in service.client.get("/api/v1/monitors", headers=ADMIN).json()["monitors"]}
+    assert listed == {"early": 8, "late": 8}
+    assert {early["id"], late["id"]} == {m["id"] for m in service.client.get("/api/v1/monitors", headers=ADMIN).json()["monitors"]}
