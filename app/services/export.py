@@ -73,16 +73,23 @@ class ExportResult:
         )
 
 
-def export_log(reader: LogReader, directory: Path, *, gzip_bundles: bool = True) -> ExportResult:
-    """Bring `directory` up to the log's latest checkpoint (see the module docstring)."""
+def export_log(
+    reader: LogReader, directory: Path, *, gzip_bundles: bool = True, note: str | None = None
+) -> ExportResult:
+    """Bring `directory` up to a signed checkpoint of the log (see the module docstring).
+
+    `note` is the checkpoint to publish, as the log's `/checkpoint` serves it
+    (with witnesses: the latest witnessed one, cosignature lines included); by
+    default the latest checkpoint. It must verify with the log's key, and its
+    root must be the log's root at its size (ExportError otherwise)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
-        return _export(reader, directory, gzip_bundles)
+        return _export(reader, directory, gzip_bundles, note)
 
 
-def _export(reader: LogReader, directory: Path, gzip_bundles: bool) -> ExportResult:
-    latest = reader.latest(fresh=True)
+def _export(reader: LogReader, directory: Path, gzip_bundles: bool, note: str | None) -> ExportResult:
+    latest = _to_publish(reader, note)
     size = latest.size
     previous = _previous_size(reader, directory, size)
     before_tiles = set(tlog.tiles_for_size(previous))
@@ -114,6 +121,27 @@ def _export(reader: LogReader, directory: Path, gzip_bundles: bool) -> ExportRes
     if not checkpoint.is_file() or checkpoint.read_text(encoding="utf-8") != latest.note:
         written += _write_atomic(checkpoint, latest.note.encode("utf-8"))
     return ExportResult(previous, size, len(tiles), len(bundles), written)
+
+
+@dataclass(frozen=True)
+class _Published:
+    size: int
+    root_hash: bytes
+    note: str
+
+
+def _to_publish(reader: LogReader, note: str | None) -> _Published:
+    if note is None:
+        latest = reader.latest(fresh=True)
+        return _Published(latest.size, latest.root_hash, latest.note)
+    try:
+        checkpoint = tlog.open_checkpoint(note, [tlog.note.Verifier(reader.verifier_key)], origin=reader.origin)
+    except tlog.TlogError as exc:
+        raise ExportError(f"the checkpoint to publish is not one of {reader.origin} signed with its key: {exc}") from exc
+    reader.checkpoint_at(checkpoint.size)  # NotFound beyond the log
+    if reader.root(checkpoint.size) != checkpoint.root_hash:
+        raise ExportError(f"the checkpoint to publish at size {checkpoint.size} is not this log's: its root differs")
+    return _Published(checkpoint.size, checkpoint.root_hash, note)
 
 
 def _previous_size(reader: LogReader, directory: Path, size: int) -> int:

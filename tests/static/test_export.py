@@ -168,3 +168,22 @@ def test_cli_export(settings, runtime, tmp_path, monkeypatch, capsys):
     (out / "checkpoint").write_text("garbage")
     assert main(["export", str(out)]) == 1
     assert "pubtrail: export to" in capsys.readouterr().err
+
+
+def test_an_older_signed_checkpoint_can_be_published_but_not_a_foreign_one(runtime, make_settings, tmp_path):
+    out = tmp_path / "static"
+    grow(runtime, 0, 10)
+    older = runtime.log.reader.latest().note
+    grow(runtime, 10, 290)
+    result = export_log(runtime.log.reader, out, note=older)
+    assert result.size == 10 and (out / "checkpoint").read_text() == older
+    assert not (out / "tile/0/001.p/44").exists()
+    with TileSource(out.as_uri()) as source:
+        check_copy(source, note.Verifier(runtime.log.verifier_key), [payload(i) for i in range(10)])
+    other = build_runtime(make_settings(data_dir=tmp_path / "other", database_url=f"sqlite:///{tmp_path / 'o.db'}"))
+    try:
+        with pytest.raises(ExportError, match="signed with its key"):
+            export_log(runtime.log.reader, out, note=other.log.reader.latest().note)
+    finally:
+        other.close()
+    assert (out / "checkpoint").read_text() == older

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from app import jobs, tlog
+from app.tlog import note
 from app.config import Settings
 from app.runtime import build_runtime
 
@@ -45,3 +46,34 @@ def test_the_scheduler_runs_the_export_only_when_a_directory_is_set(make_setting
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     assert "static-export" not in asyncio.run(job_ids(make_settings(database_url=url)))
     assert "static-export" in asyncio.run(job_ids(make_settings(database_url=url, export_dir=tmp_path / "o")))
+
+
+class _Witnessing:
+    """What the job asks of the runtime's witnessing service: the checkpoint /checkpoint serves."""
+
+    def __init__(self, note: str | None) -> None:
+        self.note = note
+
+    def witnessed(self) -> str | None:
+        return self.note
+
+
+def test_with_witnesses_the_job_publishes_the_witnessed_checkpoint(make_settings, tmp_path):
+    out = tmp_path / "public"
+    runtime = build_runtime(make_settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", export_dir=out))
+    try:
+        sequencer = runtime.log.sequencer
+        runtime.witnessing = _Witnessing(None)
+        sequencer.append_batch_sync([("test", b"first %d" % i) for i in range(3)])
+        assert jobs.export_static_copy(runtime) is None and not (out / "checkpoint").exists()
+        signed = runtime.log.reader.latest().note
+        body = signed.split("\n\n")[0] + "\n"
+        other = note.sign(body, [note.Signer(note.generate_key("witness.example")[0])])
+        witnessed = signed + other.splitlines(keepends=True)[-1]  # plus a (here: unknown) witness's line
+        sequencer.append_batch_sync([("test", b"second %d" % i) for i in range(300)])
+        runtime.witnessing = _Witnessing(witnessed)
+        result = jobs.export_static_copy(runtime)
+        assert result.size == 3 and (out / "checkpoint").read_text() == witnessed
+        assert not (out / "tile/0/001.p/47").exists()
+    finally:
+        runtime.close()
