@@ -69,6 +69,9 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     home_routes.install_docs(app)
     app.include_router(home_routes.router)
     app.include_router(log_routes.router)
+    if prefix := log_routes.origin_path(runtime.settings.origin):
+        # tlog-tiles clients find the log at https://<origin>/: its read paths live there too
+        app.include_router(log_routes.read_router, prefix=prefix, include_in_schema=False)
     app.include_router(oidc_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(provenance_routes.router)  # after admin: /projects/{p}/publishers is the admin's
