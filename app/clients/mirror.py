@@ -29,12 +29,12 @@ proofs is rebuilt in memory from the stored leaf hashes (71 bytes per leaf).
 from __future__ import annotations
 
 import base64
+import calendar
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -93,24 +93,27 @@ CREATE TABLE IF NOT EXISTS upload (
     filename TEXT NOT NULL, sha256 TEXT NOT NULL, token_id TEXT NOT NULL, exchange_idx INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS revoked (token_id TEXT PRIMARY KEY, idx INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS exchange_token ON exchange (token_id);
-CREATE INDEX IF NOT EXISTS exchange_issuer ON exchange (issuer);
-CREATE INDEX IF NOT EXISTS exchange_kid ON exchange (kid);
-CREATE INDEX IF NOT EXISTS exchange_publisher ON exchange (publisher_id);
-CREATE INDEX IF NOT EXISTS exchange_repository ON exchange (repository);
-CREATE INDEX IF NOT EXISTS exchange_owner ON exchange (repository_owner_id);
-CREATE INDEX IF NOT EXISTS exchange_workflow ON exchange (workflow);
-CREATE INDEX IF NOT EXISTS exchange_workflow_ref ON exchange (workflow_ref);
-CREATE INDEX IF NOT EXISTS exchange_job_workflow_ref ON exchange (job_workflow_ref);
-CREATE INDEX IF NOT EXISTS exchange_ref ON exchange (ref);
-CREATE INDEX IF NOT EXISTS exchange_sha ON exchange (sha);
-CREATE INDEX IF NOT EXISTS exchange_environment ON exchange (environment);
-CREATE INDEX IF NOT EXISTS exchange_actor ON exchange (actor);
-CREATE INDEX IF NOT EXISTS upload_token ON upload (token_id);
-CREATE INDEX IF NOT EXISTS upload_exchange ON upload (exchange_idx);
-CREATE INDEX IF NOT EXISTS upload_project ON upload (project, idx);
-CREATE INDEX IF NOT EXISTS upload_sha256 ON upload (sha256);
 """
+#: the secondary indexes of the query tables (dropped during a bulk catch-up, rebuilt before its commit)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS exchange_token ON exchange (token_id)",
+    "CREATE INDEX IF NOT EXISTS exchange_issuer ON exchange (issuer)",
+    "CREATE INDEX IF NOT EXISTS exchange_kid ON exchange (kid)",
+    "CREATE INDEX IF NOT EXISTS exchange_publisher ON exchange (publisher_id)",
+    "CREATE INDEX IF NOT EXISTS exchange_repository ON exchange (repository)",
+    "CREATE INDEX IF NOT EXISTS exchange_owner ON exchange (repository_owner_id)",
+    "CREATE INDEX IF NOT EXISTS exchange_workflow ON exchange (workflow)",
+    "CREATE INDEX IF NOT EXISTS exchange_workflow_ref ON exchange (workflow_ref)",
+    "CREATE INDEX IF NOT EXISTS exchange_job_workflow_ref ON exchange (job_workflow_ref)",
+    "CREATE INDEX IF NOT EXISTS exchange_ref ON exchange (ref)",
+    "CREATE INDEX IF NOT EXISTS exchange_sha ON exchange (sha)",
+    "CREATE INDEX IF NOT EXISTS exchange_environment ON exchange (environment)",
+    "CREATE INDEX IF NOT EXISTS exchange_actor ON exchange (actor)",
+    "CREATE INDEX IF NOT EXISTS upload_token ON upload (token_id)",
+    "CREATE INDEX IF NOT EXISTS upload_exchange ON upload (exchange_idx)",
+    "CREATE INDEX IF NOT EXISTS upload_project ON upload (project, idx)",
+    "CREATE INDEX IF NOT EXISTS upload_sha256 ON upload (sha256)",
+)
 
 
 class MirrorError(ClientError):
@@ -126,8 +129,17 @@ class MirrorCheckpoint:
     note: str
 
 
-@lru_cache(maxsize=65536)
 def _at(text: str) -> int:
+    """Unix seconds of an entry's time (``YYYY-MM-DDTHH:MM:SSZ``); ValueError for anything else."""
+    if len(text) == 20 and text[4] == text[7] == "-" and text[10] == "T" and text[13] == text[16] == ":" \
+            and text[19] == "Z" and text[:4].isdigit():
+        fields = (text[5:7], text[8:10], text[11:13], text[14:16], text[17:19])
+        if all(f.isdigit() for f in fields):
+            month, day, hour, minute, second = map(int, fields)
+            year = int(text[:4])
+            if 1 <= month <= 12 and hour < 24 and minute < 60 and second < 60 \
+                    and 1 <= day <= calendar.monthrange(year, month)[1]:
+                return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     return parse_rfc3339(text)
 
 
@@ -149,7 +161,10 @@ class Mirror:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages of a catch-up stay cached
             self.conn.executescript(_SCHEMA)
+            for statement in _INDEXES:
+                self.conn.execute(statement)
         except (OSError, sqlite3.Error) as exc:
             raise MirrorError(f"cannot open the mirror in {self.folder}: {exc}") from exc
         stored = self.conn.execute("SELECT value FROM meta WHERE key = 'key'").fetchone()
@@ -209,9 +224,11 @@ class Mirror:
 
     # --- writing ---------------------------------------------------------------
 
-    def writer(self) -> Writer:
-        """Begin one checkpoint step (an SQLite transaction)."""
-        return Writer(self)
+    def writer(self, *, bulk: bool = False) -> Writer:
+        """Begin one checkpoint step (an SQLite transaction). ``bulk`` (a long catch-up) drops the
+        secondary indexes for the step and rebuilds them before it commits: sorting once is
+        cheaper than updating every index for every row."""
+        return Writer(self, bulk=bulk)
 
     # --- queries ---------------------------------------------------------------
 
@@ -407,10 +424,14 @@ def _canonical(criteria: Mapping[str, str]) -> dict[str, str]:
 class Writer:
     """One checkpoint step: rows added here are committed together by `commit`, or not at all."""
 
-    def __init__(self, mirror: Mirror) -> None:
+    def __init__(self, mirror: Mirror, *, bulk: bool = False) -> None:
         self.mirror = mirror
         self.conn = mirror.conn
+        self.bulk = bulk
         self.conn.execute("BEGIN IMMEDIATE")
+        if bulk:  # DDL is transactional in SQLite: a rollback restores them
+            for statement in _INDEXES:
+                self.conn.execute("DROP INDEX IF EXISTS " + statement.split()[5])
         self._entries: list[tuple] = []
         self._exchanges: list[tuple] = []
         self._uploads: list[tuple] = []
@@ -467,6 +488,9 @@ class Writer:
     def commit(self, size: int, root: bytes, signed_note: str) -> None:
         """Record the verified checkpoint and commit the step."""
         self.flush()
+        if self.bulk:
+            for statement in _INDEXES:
+                self.conn.execute(statement)
         self.conn.execute("INSERT OR REPLACE INTO checkpoint VALUES (?, ?, ?)", (size, root, signed_note))
         self.conn.execute("COMMIT")
 

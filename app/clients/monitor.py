@@ -29,7 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from app import tlog
@@ -43,6 +44,11 @@ from .mirror import Mirror
 from .tiles import TileSource
 
 _sha256 = hashlib.sha256
+#: entry bundles (with their tiles) fetched ahead of verification, and by how many threads
+PREFETCH_GROUPS = 16
+PREFETCH_THREADS = 4
+#: a step of at least this many new entries rebuilds the mirror's indexes once instead of row by row
+BULK_STEP = 50_000
 
 
 class MonitorVerificationError(VerificationError):
@@ -99,6 +105,9 @@ class Step:
         return max(0, self.size - self.old_size)
 
 
+_FIELDS = {kind: frozenset(f.name for f in fields(cls)) for kind, cls in KINDS.items()}
+
+
 def _no_float(text: str) -> Any:
     raise ValueError("float")
 
@@ -126,8 +135,9 @@ def decode_entry(data: bytes) -> Entry:
         if isinstance(raw, dict) and json.dumps(
             raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode() == data:
-            cls = KINDS.get(raw.pop("kind", None))
-            if cls is not None and raw.pop("v", None) == VERSION and set(raw) == cls.__dataclass_fields__.keys():
+            kind = raw.pop("kind", None)
+            cls, names = KINDS.get(kind), _FIELDS.get(kind)
+            if cls is not None and raw.pop("v", None) == VERSION and raw.keys() == names:
                 return cls(**raw)
     return decode(data)
 
@@ -192,7 +202,7 @@ class Monitor:
             return Step(old, old, signed)
         if old:
             self._check_consistency(old, latest.root, size, root)
-        writer = self.mirror.writer()
+        writer = self.mirror.writer(bulk=size - old >= BULK_STEP)
         try:
             step = Step(old, size, signed)
             self._fetch_entries(old, size, tree, writer, step)
@@ -223,11 +233,8 @@ class Monitor:
     def _fetch_entries(self, old: int, size: int, tree: tlog.MemoryTree, writer, step: Step) -> None:
         rules, sha = self.rules, _sha256
         done = 0
-        for group in range(old // TILE_WIDTH, (size + TILE_WIDTH - 1) // TILE_WIDTH):
-            width = tlog.tile_width_at(0, group, size)
+        for group, width, hashes, bundle in self._prefetch(old, size):
             start = group * TILE_WIDTH
-            hashes = self.source.tile(0, group, width)
-            bundle = self.source.entry_bundle(group, width)
             new: list[bytes] = []
             for position in range(width):
                 index = start + position
@@ -250,11 +257,11 @@ class Monitor:
                     )
                 try:
                     entry = decode_entry(data)
+                    writer.add(index, computed, data, entry)
                 except (EntryError, ValueError, TypeError) as exc:
                     raise EntryDecodeError(
                         f"entry {index} at size {size} is not a valid entry: {exc}", size=size, index=index
                     ) from exc
-                writer.add(index, computed, data, entry)
                 new.append(computed)
                 if rules:
                     exchange = None
@@ -268,6 +275,36 @@ class Monitor:
             done += len(new)
             if self.progress is not None:
                 self.progress(done, size - old)
+
+    def _prefetch(self, old: int, size: int):
+        """(group, width, level-0 tile, entry bundle) of each group holding entries in [old, size), in
+        order; later groups are fetched by a few threads while earlier ones are verified."""
+        groups = range(old // TILE_WIDTH, (size + TILE_WIDTH - 1) // TILE_WIDTH)
+
+        def fetch(group: int) -> tuple[int, int, bytes, list[bytes]]:
+            width = tlog.tile_width_at(0, group, size)
+            return group, width, self.source.tile(0, group, width), self.source.entry_bundle(group, width)
+
+        if len(groups) <= 1:
+            yield from map(fetch, groups)
+            return
+        with ThreadPoolExecutor(max_workers=PREFETCH_THREADS) as pool:
+            pending = []
+            ahead = iter(groups)
+            for group in ahead:
+                pending.append(pool.submit(fetch, group))
+                if len(pending) >= PREFETCH_GROUPS:
+                    break
+            try:
+                while pending:
+                    result = pending.pop(0).result()
+                    following = next(ahead, None)
+                    if following is not None:
+                        pending.append(pool.submit(fetch, following))
+                    yield result
+            finally:
+                for future in pending:
+                    future.cancel()
 
     def _check_tiles(self, old: int, size: int, tree: tlog.MemoryTree) -> None:
         level = 1

@@ -197,11 +197,19 @@ def test_watch_rules_match_only_verified_entries(tmp_path):
     ]
 
 
-def test_fast_decode_agrees_with_decode():
+def test_fast_decode_agrees_with_decode(monkeypatch):
+    import app.clients.monitor as monitor_module
+
     forge = Forge()
     grow(forge, 4)
-    for data in forge.entries:
-        assert decode_entry(data) == decode(data)
+    expected = [decode(data) for data in forge.entries]
+
+    def slow_path(data):
+        raise AssertionError("canonical ASCII entries take the fast path")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(monitor_module, "decode", slow_path)
+        assert [decode_entry(data) for data in forge.entries] == expected
     for bad in (b'{"v":1,"kind":"upload"}', b'[1]', b'{"kind":"x","v":1.0}', b"\xff"):
         with pytest.raises(ValueError):
             decode_entry(bad)
@@ -209,3 +217,31 @@ def test_fast_decode_agrees_with_decode():
     spaced = forge.entries[0].replace(b",", b", ", 1)
     with pytest.raises(ValueError):
         decode_entry(spaced)
+
+
+def test_a_bulk_step_rebuilds_the_indexes_and_a_failed_one_keeps_them(tmp_path, monkeypatch):
+    import app.clients.monitor as monitor_module
+    from app.clients.mirror import _INDEXES
+
+    monkeypatch.setattr(monitor_module, "BULK_STEP", 1)
+    names = {statement.split()[5] for statement in _INDEXES}
+
+    def indexes(mirror: Mirror) -> set[str]:
+        rows = mirror.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        return {r[0] for r in rows}
+
+    forge = Forge()
+    grow(forge, 20)
+    served = Served(forge)
+    mon = monitor(served, tmp_path)
+    mon.step()
+    assert indexes(mon.mirror) == names
+    grow(forge, 20)
+    bundle = list(forge.entries[:40])
+    bundle[30] = bundle[30].replace(b'"demo"', b'"evil"')
+    served.overrides["tile/entries/000.p/40"] = tlog.encode_entry_bundle(bundle)
+    with pytest.raises(LeafHashError):
+        mon.step()
+    assert indexes(mon.mirror) == names and mon.mirror.size == 20
+    plan = mon.mirror.conn.execute("EXPLAIN QUERY PLAN SELECT idx FROM upload WHERE project = 'demo'").fetchall()
+    assert "upload_project" in str(plan)
