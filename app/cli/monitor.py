@@ -137,9 +137,11 @@ def run(args: argparse.Namespace) -> int:
     if args.webhook and not args.webhook_secret:
         raise CliError("--webhook needs --webhook-secret whsec_...", USAGE)
     if args.webhook_secret:
-        from app.webhooks import WebhookError, secret_key
+        from app.webhooks import SECRET_PREFIX, WebhookError, secret_key
 
         try:
+            if not args.webhook_secret.startswith(SECRET_PREFIX):
+                raise WebhookError(f"a secret is written {SECRET_PREFIX}<base64>")
             secret_key(args.webhook_secret)
         except WebhookError as exc:
             raise CliError(f"--webhook-secret: {exc}", USAGE) from exc

@@ -238,3 +238,60 @@ def test_blast_radius_cli_from_the_mirror(service, tmp_path, capsys):
     assert "holds no mirror" in capsys.readouterr().err
     assert main(["blast-radius", "--mirror", state, "--since", "yesterday", *asked]) == 2
     assert "RFC 3339" in capsys.readouterr().err
+
+
+class Receiver:
+    """A webhook receiver (ASGI) that records each request's headers and body."""
+
+    def __init__(self, status: int = 204):
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.status = status
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.received.append(({k.decode(): v.decode() for k, v in scope["headers"]}, body))
+        await send({"type": "http.response.start", "status": self.status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_alerts_are_posted_signed_and_a_failing_receiver_is_not_fatal(service, tmp_path, capsys):
+    from app.webhooks import new_secret, verify
+
+    service.add_github_publisher("sampleproject")
+    service.upload_token()
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "any exchange"\nkind = "exchange"\n')
+    secret = new_secret()
+    receiver = Receiver()
+    with serve(receiver) as url:
+        args = ["monitor", "--server", service.url, "--key", key_of(service), "--state", str(tmp_path / "s"),
+                "--once", "--watch", str(rules), "--webhook", url + "/hook", "--webhook-secret", secret]
+        assert main(args) == 0
+    (headers, body), = receiver.received
+    assert verify(secret, headers, body) == headers["webhook-id"]
+    event = json.loads(body)
+    assert (event["type"], event["rule"], event["entry"]["index"]) == ("entry.matched", "any exchange", 1)
+    capsys.readouterr()
+    service.upload_token()
+    failing = Receiver(status=500)
+    with serve(failing) as url:
+        args[args.index("--webhook") + 1] = url + "/hook"
+        assert main(args) == 0  # reported, not fatal
+    assert len(failing.received) == 1
+    captured = capsys.readouterr()
+    assert "answered 500" in captured.err and "ALERT rule 'any exchange': exchange at index 2" in captured.out
+    assert main([*args[:-4], "--webhook", "http://127.0.0.1:9/x", "--webhook-secret", "nope"]) == 2
+    assert "--webhook-secret" in capsys.readouterr().err
