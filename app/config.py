@@ -61,8 +61,8 @@ class Settings:
     #: cosignatures from distinct witnesses a checkpoint needs before /checkpoint serves it
     witnesses_required: int = 0
     witness_timeout: float = 5.0
-    self_audit_interval: float = 300.0
-    self_audit_sample: int = 256
+    self_audit_interval: float = 60.0
+    self_audit_sample: int = 4096
     jwks_refresh_interval: float = 1800.0
     #: hosts (or host:port) webhook URLs may name; empty: any host (see README on internal targets)
     webhook_allowed_hosts: frozenset[str] = frozenset()

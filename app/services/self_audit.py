@@ -70,7 +70,7 @@ class SelfAudit:
         verifier: note.Verifier,
         origin: str,
         *,
-        sample: int = 256,
+        sample: int = 4096,
         random_sample: int = 16,
         checkpoints: int = 4,
         rng: random.Random | None = None,
