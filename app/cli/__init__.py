@@ -16,6 +16,10 @@
                                              check a receipt (C2SP tlog-proof text) offline
     pubtrail blast-radius --server URL --key VKEY [criteria] [--json | --csv]
                                              what an identity published, each item verified
+    pubtrail monitor --server URL --key VKEY --state DIR [--once] [--watch RULES.toml] [--hook CMD] [--webhook URL]
+                                             follow the log, verify every entry, keep a verified local mirror
+    pubtrail blast-radius|provenance --mirror DIR ...
+                                             answer from that mirror
     pubtrail publishers add|list|remove ...  manage trusted publishers through the admin API
     pubtrail incidents declare|list|show ... declare an incident (admin API), read incidents
     pubtrail dev token --repository O/R --workflow F [--url URL]
@@ -35,12 +39,12 @@ import logging
 import sys
 from typing import NoReturn
 
-from app.cli import audit, blast_radius, dev, export, incidents, keygen, monitor, publishers, serve, verify, witness
+from app.cli import audit, blast_radius, dev, export, incidents, keygen, monitor, provenance, publishers, serve, verify, witness
 from app.cli.errors import USAGE, CliError, describe
 
 __all__ = ["main", "build_parser"]
 
-GROUPS = (serve, audit, export, keygen, verify, blast_radius, monitor, publishers, incidents, dev, witness)
+GROUPS = (serve, audit, export, keygen, verify, blast_radius, monitor, provenance, publishers, incidents, dev, witness)
 
 
 class _Parser(argparse.ArgumentParser):

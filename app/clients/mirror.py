@@ -17,6 +17,7 @@ Schema (plain `sqlite3`, file ``mirror.sqlite3`` in the state folder)::
                 fields of app.identity (case-insensitive ones lower-cased)
     upload      idx, at, project, version, filename, sha256, token_id, exchange_idx
     revoked     token_id -> the first revocation or incident entry revoking it
+    incident    idx, incident_id, description, at, criteria (JSON object)
 
 with an index on every column a blast-radius or provenance query filters on.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import base64
 import calendar
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -93,6 +95,10 @@ CREATE TABLE IF NOT EXISTS upload (
     filename TEXT NOT NULL, sha256 TEXT NOT NULL, token_id TEXT NOT NULL, exchange_idx INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS revoked (token_id TEXT PRIMARY KEY, idx INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS incident (
+    idx INTEGER PRIMARY KEY, incident_id TEXT NOT NULL, description TEXT NOT NULL, at INTEGER NOT NULL,
+    criteria TEXT NOT NULL
+);
 """
 #: the secondary indexes of the query tables (dropped during a bulk catch-up, rebuilt before its commit)
 _INDEXES = (
@@ -299,6 +305,75 @@ class Mirror:
             raise MirrorError(f"the mirror in {self.folder} records no verifier key")
         return result
 
+    def provenance(self, sha256: str) -> dict[str, Any]:
+        """Where the file with this SHA-256 came from, as ``GET /api/v1/provenance/{sha256}``
+        answers (proofs at the mirror's checkpoint); MirrorError for a malformed or unknown digest."""
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256 or ""):
+            raise MirrorError("sha256 must be 64 hex digits (the SHA-256 of the file)")
+        digest = sha256.lower()
+        latest = self.latest()
+        row = self.conn.execute(
+            "SELECT idx, exchange_idx, project, version FROM upload WHERE sha256 = ? ORDER BY idx LIMIT 1", (digest,)
+        ).fetchone() if latest else None
+        if row is None:
+            raise MirrorError(f"no uploaded file has sha256 {digest} in the verified mirror")
+        upload_index, exchange_index, project, version = row
+        size = latest.size
+        previous = self.conn.execute(
+            "SELECT idx FROM upload WHERE project = ? AND version != ? AND idx < ? ORDER BY idx DESC LIMIT 1",
+            (project, version, upload_index),
+        ).fetchone()
+        upload, exchange = self._proven(upload_index, size), self._proven(exchange_index, size)
+        entry, exchange_entry = upload["entry"], exchange["entry"]
+        previous_upload = self._proven(previous[0], size) if previous else None
+        before = previous_upload["entry"]["publisher"] if previous_upload else None
+        return {
+            "project": entry["project"],
+            "version": entry["version"],
+            "filename": entry["filename"],
+            "packagetype": entry["packagetype"],
+            "size": entry["size"],
+            "sha256": entry["sha256"],
+            "blake2b_256": entry["blake2b_256"],
+            "uploaded_at": entry["time"],
+            "publisher": identity_fields(exchange_entry["issuer"], exchange_entry["provider"], exchange_entry["claims"]),
+            "upload": upload,
+            "exchange": exchange,
+            "checkpoint": latest.note,
+            "tree_size": size,
+            "incidents": self.covering(upload_index),
+            "identity_continuity": {
+                "changed": before is not None and _identity_key(entry["publisher"]) != _identity_key(before),
+                "current": {name: entry["publisher"].get(name) for name in CONTINUITY_FIELDS},
+                "previous": None if before is None else {name: before.get(name) for name in CONTINUITY_FIELDS},
+                "previous_release": None if previous_upload is None else {
+                    "version": previous_upload["entry"]["version"],
+                    "filename": previous_upload["entry"]["filename"],
+                    "upload": previous_upload,
+                },
+            },
+        }
+
+    def covering(self, upload_index: int) -> list[dict[str, Any]]:
+        """The incidents whose blast radius (over the mirror) holds the upload at ``upload_index``, oldest first."""
+        out = []
+        for idx, incident_id, description, at, criteria in self.conn.execute(
+            "SELECT idx, incident_id, description, at, criteria FROM incident ORDER BY idx"
+        ):
+            sql, params = self._uploads_sql(json.loads(criteria), upload_index + 1)
+            if self.conn.execute(f"{sql} AND r.idx = ?", [*params, upload_index]).fetchone():
+                out.append({"id": incident_id, "description": description, "log_index": idx,
+                            "declared_at": rfc3339(at)})
+        return out
+
+    def _proven(self, index: int, size: int) -> dict[str, Any]:
+        leaf, data, proof = self._item_base(index, size)
+        entry = json.loads(data)
+        return {
+            "index": index, "kind": entry["kind"], "leaf_hash": leaf.hex(), "entry": entry,
+            "entry_bytes": base64.b64encode(data).decode(), "inclusion_proof": {"index": index, **proof},
+        }
+
     def blast_radius_csv(self, result: BlastRadius) -> str:
         """The server's CSV (``format=csv``) of the uploads of ``result``."""
         import csv
@@ -399,6 +474,16 @@ class Mirror:
         return sql, params
 
 
+#: the identity fields whose change identity continuity reports (as the server's provenance answers)
+CONTINUITY_FIELDS = ("provider", "repository", "workflow", "environment")
+
+
+def _identity_key(identity: Mapping[str, Any]) -> tuple:
+    repository = identity.get("repository")
+    return (identity.get("provider"), repository.lower() if isinstance(repository, str) else repository,
+            identity.get("workflow"), identity.get("environment"))
+
+
 def _canonical(criteria: Mapping[str, str]) -> dict[str, str]:
     """The criteria in the server's canonical JSON form (projects normalized, times as RFC 3339 UTC)."""
     names = {*EXCHANGE_CRITERIA, "token_id", "project", *WINDOW}
@@ -436,6 +521,7 @@ class Writer:
         self._exchanges: list[tuple] = []
         self._uploads: list[tuple] = []
         self._revoked: list[tuple] = []
+        self._incidents: list[tuple] = []
 
     def add(self, index: int, leaf: bytes, data: bytes, entry: Entry) -> None:
         """Stage one verified entry (written at the next `flush`)."""
@@ -457,6 +543,9 @@ class Writer:
             self._revoked.append((entry.token_id, index))
         elif isinstance(entry, IncidentEntry):
             self._revoked.extend((token, index) for token in entry.revoked_tokens)
+            self._incidents.append(
+                (index, entry.incident_id, entry.description, at, json.dumps(entry.criteria, sort_keys=True))
+            )
 
     def flush(self) -> None:
         """Write the staged rows into the open transaction."""
@@ -468,10 +557,13 @@ class Writer:
             conn.executemany("INSERT INTO upload VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._uploads)
         if self._revoked:
             conn.executemany("INSERT OR IGNORE INTO revoked VALUES (?, ?)", self._revoked)
+        if self._incidents:
+            conn.executemany("INSERT INTO incident VALUES (?, ?, ?, ?, ?)", self._incidents)
         self._entries.clear()
         self._exchanges.clear()
         self._uploads.clear()
         self._revoked.clear()
+        self._incidents.clear()
 
     def exchange(self, index: int) -> ExchangeEntry | None:
         """The exchange entry at ``index`` among the mirrored or staged entries, or None."""

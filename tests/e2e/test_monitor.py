@@ -295,3 +295,28 @@ def test_alerts_are_posted_signed_and_a_failing_receiver_is_not_fatal(service, t
     assert "answered 500" in captured.err and "ALERT rule 'any exchange': exchange at index 2" in captured.out
     assert main([*args[:-4], "--webhook", "http://127.0.0.1:9/x", "--webhook-secret", "nope"]) == 2
     assert "--webhook-secret" in capsys.readouterr().err
+
+
+def test_mirror_provenance_equals_the_servers(corpus_service, tmp_path, capsys):
+    service, corpus = corpus_service
+    upload = list(corpus.uploads.values())[-1]
+    response = service.client.post("/api/v1/incidents", headers=service.admin, json={
+        "description": "a test incident", "criteria": {"project": upload.project}, "revoke_tokens": False,
+    })
+    assert response.status_code in (200, 201), response.text
+    monitor = follower(service, tmp_path)
+    monitor.step()
+    checked = 0
+    for record in list(corpus.uploads.values())[-12:]:
+        sha256 = service.client.get(f"/api/v1/log/entries/{record.index}").json()["entry"]["sha256"]
+        server = service.client.get(f"/api/v1/provenance/{sha256}").json()
+        mirror = monitor.mirror.provenance(sha256.upper())
+        assert mirror == server
+        checked += bool(server["incidents"]) + bool(server["identity_continuity"]["previous_release"])
+    assert checked >= 2
+    state = str(tmp_path / "state")
+    assert main(["provenance", "--mirror", state, sha256]) == 0
+    assert json.loads(capsys.readouterr().out) == server
+    assert main(["provenance", "--mirror", state, "f" * 64]) == 1
+    assert "no uploaded file has sha256" in capsys.readouterr().err
+    assert main(["provenance", "--mirror", state, "xyz"]) == 2
