@@ -12,8 +12,10 @@ of the answer against the verified entries.
 - :mod:`.provenance` -- ``LocalFile``, ``verify_provenance``, ``fetch_and_verify``: where a file came from
 - :mod:`.blast_radius` -- ``fetch_pages``, ``verify_pages``, ``verify_csv``: what an identity published
 - :mod:`.receipt` -- ``verify_receipt``: a C2SP tlog-proof receipt, offline
+- :mod:`.monitor` -- ``Monitor``: follow a log by its tiles, verify everything, mirror it
+- :mod:`.mirror` -- ``Mirror``: the monitor's verified SQLite mirror and its blast-radius and provenance answers
 
-Imports: the standard library, ``httpx``, :mod:`app.tlog`, :mod:`app.entries`
-and :mod:`app.identity` only; never storage, services, the sequencer or the
+Imports: the standard library, ``httpx``, ``rich``, :mod:`app.tlog`, :mod:`app.entries`,
+:mod:`app.identity`, :mod:`app.watch` and :mod:`app.webhooks` only; never storage, services, the sequencer or the
 web layer (a test imports every module in a fresh interpreter to prove it).
 """
