@@ -119,6 +119,10 @@ def _safe_int(text: str) -> int:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def decode_entry(data: bytes) -> Entry:
     """`app.entries.decode`, with a fast path for the common case.
 
@@ -128,13 +132,12 @@ def decode_entry(data: bytes) -> Entry:
     through `decode`.
     """
     if data.isascii():
+        text = data.decode("ascii")
         try:
-            raw = json.loads(data, parse_float=_no_float, parse_int=_safe_int)
+            raw = _DECODER.decode(text)
         except ValueError:
             raw = None
-        if isinstance(raw, dict) and json.dumps(
-            raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode() == data:
+        if isinstance(raw, dict) and _ENCODER.encode(raw) == text:
             kind = raw.pop("kind", None)
             cls, names = KINDS.get(kind), _FIELDS.get(kind)
             if cls is not None and raw.pop("v", None) == VERSION and raw.keys() == names:
