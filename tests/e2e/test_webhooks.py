@@ -31,6 +31,8 @@ class Receiver:
     """A webhook receiver on 127.0.0.1 that records every request; `refusing`
     makes it answer 503 (an outage), `down()` closes its port (refused connections)."""
 
+    server: ThreadingHTTPServer
+
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.refusing = False
@@ -53,10 +55,18 @@ class Receiver:
         class Server(ThreadingHTTPServer):
             request_queue_size = 128  # the worker POSTs a batch at once
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.make = lambda port: Server(("127.0.0.1", port), Handler)
+        self.up(0)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+
+    def up(self, port: int | None = None) -> None:
+        """Listen (again) on `port` (default: the port it had)."""
+        self.server = self.make(self.server.server_address[1] if port is None else port)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        """Close the port: connections are refused."""
+        self.close()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -84,7 +94,10 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
-    r.close()
+    try:
+        r.close()
+    except OSError:
+        pass
 
 
 @pytest.fixture
@@ -474,3 +487,20 @@ def test_monitors_at_different_cursors_each_see_only_their_entries(
     listed = {m["name"]: m["next_index"] for m in service.client.get("/api/v1/monitors", headers=ADMIN).json()["monitors"]}
     assert listed == {"early": 8, "late": 8}
     assert {early["id"], late["id"]} == {m["id"] for m in service.client.get("/api/v1/monitors", headers=ADMIN).json()["monitors"]}
+
+
+def test_refused_connections_are_retried(start, receiver: Receiver) -> None:
+    service, _ = start()
+    monitor = create_monitor(service, {"kind": "exchange"}, receiver.url)
+    service.add_github_publisher()
+    receiver.down()
+    service.upload_token()
+    recorded(service, 1)
+    with service.runtime.engine.connect() as conn:
+        row = conn.execute(select(WebhookDelivery.__table__)).one()
+    assert row.status == "pending" and "ConnectError" in row.last_error
+    receiver.up()
+    service.clock.value += 1
+    [(headers, body)] = receiver.settled(1)
+    check_event(service, monitor["secret"], headers, body)
+    assert headers["webhook-id"] == row.id
