@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from app import tlog
-from app.entries import KINDS, VERSION, Entry, EntryError, ExchangeEntry, UploadEntry, decode
+from app.entries import KINDS, VERSION, Entry, EntryError, UploadEntry, decode
 from app.tlog import TILE_HEIGHT, TILE_WIDTH, note
 from app.watch import Rule
 

@@ -21,7 +21,7 @@ from app.clients.tiles import TileSource
 from app.entries import decode
 from app.tlog import note
 from app.watch import parse_rule
-from tests.clients.forge import T0, Forge
+from tests.clients.forge import Forge
 
 
 class Served:

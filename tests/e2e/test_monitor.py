@@ -14,9 +14,9 @@ from app.api.app import create_app
 from app.api.reason_phrase import ReasonH11Protocol
 from app.cli import main
 from app.clients.blast_radius import fetch_pages, verify_pages
+from app.clients.http import Server
 from app.clients.mirror import Mirror
 from app.clients.monitor import ForkError, LeafHashError, Monitor, TileHashError
-from app.clients.http import Server
 from app.clients.tiles import TileSource
 from app.runtime import build_runtime
 from app.tlog import note
