@@ -72,8 +72,10 @@ def parse_monitor(body: Any, allowed_hosts: frozenset[str] = frozenset()) -> tup
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
     name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-        raise BadRequest(f"name must be a non-empty string of at most {MAX_NAME} characters")
+    if (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+        raise BadRequest(f"name must be a non-empty string of at most {MAX_NAME} characters, "
+                         "without control characters")
     match = body.get("match")
     if not isinstance(match, dict) or not match:
         raise BadRequest("match must be a non-empty object of watch-rule criteria")

@@ -371,6 +371,7 @@ def test_admin_auth_required(start, receiver: Receiver) -> None:
         ({"name": "x", "match": {"kind": "upload"}, "webhook_url": 7}, "webhook_url"),
         ({"name": "x", "match": {"kind": "upload"}}, "webhook_url"),
         ({"name": "", "match": {"kind": "upload"}, "webhook_url": "https://example.com/"}, "name"),
+        ({"name": "a\x00b", "match": {"kind": "upload"}, "webhook_url": "https://example.com/"}, "control"),
         ({"name": "x", "match": {}, "webhook_url": "https://example.com/"}, "match"),
         ({"name": "x", "match": {"kind": "nonsense"}, "webhook_url": "https://example.com/"}, "match"),
         ({"name": "x", "match": {"colour": "red"}, "webhook_url": "https://example.com/"}, "match"),
