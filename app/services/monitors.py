@@ -19,6 +19,7 @@ address): `allowed_hosts` (`PUBTRAIL_WEBHOOK_ALLOWED_HOSTS`) limits the hosts.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from app.webhooks import new_secret
 
 MAX_URL = 2000
 MAX_NAME = 200
+_MONITOR_ID = re.compile(r"mon_[0-9a-f]{16}")
 _monitors = Monitor.__table__
 _deliveries = WebhookDelivery.__table__
 
@@ -135,6 +137,7 @@ class Monitors:
 
     def get(self, monitor_id: str) -> dict:
         """The monitor with its delivery counts by status; NotFound if there is none."""
+        _check_id(monitor_id)
         with self.engine.connect() as conn:
             row = conn.execute(select(_monitors).where(_monitors.c.id == monitor_id)).mappings().first()
             if row is None:
@@ -150,11 +153,18 @@ class Monitors:
 
     def delete(self, monitor_id: str) -> None:
         """Delete the monitor and its deliveries (pending ones are never sent)."""
+        _check_id(monitor_id)
         with self.engine.begin() as conn:
             gone = conn.execute(delete(_monitors).where(_monitors.c.id == monitor_id)).rowcount
             if not gone:
                 raise NotFound(f"no monitor {monitor_id!r}")
             conn.execute(delete(_deliveries).where(_deliveries.c.monitor_id == monitor_id))
+
+
+def _check_id(monitor_id: str) -> None:
+    # never sent to the database otherwise: PostgreSQL refuses a NUL in text with an error
+    if not _MONITOR_ID.fullmatch(monitor_id):
+        raise NotFound(f"no monitor {monitor_id!r}")
 
 
 def _public(row) -> dict:

@@ -412,6 +412,9 @@ def test_list_show_delete(start, receiver: Receiver) -> None:
     assert service.client.delete(f"/api/v1/monitors/{one['id']}", headers=ADMIN).status_code == 200
     assert service.client.get(f"/api/v1/monitors/{one['id']}", headers=ADMIN).status_code == 404
     assert service.client.delete(f"/api/v1/monitors/{one['id']}", headers=ADMIN).status_code == 404
+    for odd in ("mon_%00", "mon_x", "%F0%9F%90%8D"):
+        assert service.client.get(f"/api/v1/monitors/{odd}", headers=ADMIN).status_code == 404
+        assert service.client.delete(f"/api/v1/monitors/{odd}", headers=ADMIN).status_code == 404
     service.add_github_publisher()  # only the remaining monitor hears of it
     headers, body = receiver.settled(1)[0]
     assert json.loads(body)["data"]["rule"] == {"id": two["id"], "name": "two"}
