@@ -136,3 +136,39 @@ def test_refresh_jwks_job_fetches_every_configured_issuer_then_waits_for_their_a
     service.issuer.reset_counts()
     assert service.mint(service.github_token()).status_code == 200
     assert service.issuer.request_counts["/jwks"] == 0  # the exchange found its keys cached
+
+
+_HOLDER = """
+import sys
+from app.jobs import JobLocks
+from app.storage.db import make_engine
+engine = make_engine(sys.argv[1])
+with JobLocks(engine).hold("self-audit") as held:
+    print("held" if held else "taken", flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+engine.dispose()
+"""
+
+
+def test_a_job_held_by_another_process_is_skipped(database_url):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, database_url], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    engine = make_engine(database_url)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        runtime = SimpleNamespace(metrics=Metrics())
+        assert run_once(runtime, JobLocks(engine), "self-audit", lambda _r: "ran") is None
+        assert _skipped(runtime, "self-audit") == 1
+        holder.stdin.close()
+        assert holder.wait(30) == 0
+        assert run_once(runtime, JobLocks(engine), "self-audit", lambda _r: "ran") == "ran"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        engine.dispose()
