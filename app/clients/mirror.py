@@ -254,8 +254,10 @@ class Mirror:
         latest = self.latest()
         if latest is None:
             raise MirrorError(f"the mirror in {self.folder} is empty: nothing verified yet")
-        verifier = note.Verifier(self.key) if self.key else None
-        checkpoint = tlog.open_checkpoint(latest.note, [verifier], origin=verifier.name) if verifier else None
+        if self.key is None:  # a mirror the monitor wrote always records its key
+            raise MirrorError(f"the mirror in {self.folder} records no verifier key")
+        verifier = note.Verifier(self.key)
+        checkpoint = tlog.open_checkpoint(latest.note, [verifier], origin=verifier.name)
         size = latest.size
         values = _canonical(criteria)
         exchange_sql, exchange_params = self._exchanges_sql(values, size)
@@ -301,8 +303,6 @@ class Mirror:
             "releases": len(releases),
             "tokens_valid": valid,
         }
-        if checkpoint is None:  # a mirror without a key cannot happen through the monitor
-            raise MirrorError(f"the mirror in {self.folder} records no verifier key")
         return result
 
     def provenance(self, sha256: str) -> dict[str, Any]:
