@@ -320,3 +320,33 @@ def test_mirror_provenance_equals_the_servers(corpus_service, tmp_path, capsys):
     assert main(["provenance", "--mirror", state, "f" * 64]) == 1
     assert "no uploaded file has sha256" in capsys.readouterr().err
     assert main(["provenance", "--mirror", state, "xyz"]) == 2
+
+
+def test_following_prints_a_line_per_round_and_retries_an_unreachable_server(service, tmp_path, capsys, monkeypatch):
+    import app.cli.monitor as cli_monitor
+
+    add_publishers(service, 3)
+    rounds = []
+    grow = [True]
+
+    def sleep(seconds):  # between rounds: the log grows once, then the test stops the monitor
+        rounds.append(seconds)
+        if grow[0]:
+            grow[0] = False
+            add_publishers(service, 2, prefix="later")
+        elif len(rounds) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_monitor.time, "sleep", sleep)
+    key = key_of(service)
+    assert main(["monitor", "--server", service.url, "--key", key, "--state", str(tmp_path / "s"),
+                 "--interval", "0.01"]) == 130
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ", 1)[1].split(",")[0] for line in lines] == [
+        "verified size 3 (+3 new", "verified size 5 (+2 new", "verified size 5 (+0 new"
+    ]
+    rounds.clear()
+    assert main(["monitor", "--server", "http://127.0.0.1:9", "--key", key, "--state", str(tmp_path / "s"),
+                 "--interval", "0.01"]) == 130
+    out = capsys.readouterr().out
+    assert out.count("cannot read the log") == 3 and "retrying in 0.01 s" in out
