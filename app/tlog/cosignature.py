@@ -31,7 +31,6 @@ Pure: standard library and ``cryptography`` only.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .errors import NoteError, TlogError
+from . import note
 from .note import ALGORITHM_ED25519, _decode_base64, _split_key_id, is_valid_name, key_id, open_note
 
 ALGORITHM_COSIGNATURE_V1 = 0x04
@@ -64,12 +64,7 @@ def _key_id(name: str, public_key: bytes) -> int:
 
 def verifier_key(name: str, public_key: bytes) -> str:
     """Verifier key string of a witness's Ed25519 ``public_key`` (32 bytes) named ``name``."""
-    if not is_valid_name(name):
-        raise NoteError(f"invalid key name {name!r}")
-    if len(public_key) != 32:
-        raise NoteError(f"Ed25519 public key must be 32 bytes, got {len(public_key)}")
-    key = bytes([ALGORITHM_COSIGNATURE_V1]) + bytes(public_key)
-    return f"{name}+{_key_id(name, bytes(public_key)):08x}+{base64.b64encode(key).decode('ascii')}"
+    return note.verifier_key(name, public_key, ALGORITHM_COSIGNATURE_V1)
 
 
 def generate_key(name: str, seed: bytes | None = None) -> tuple[str, str]:
@@ -77,15 +72,7 @@ def generate_key(name: str, seed: bytes | None = None) -> tuple[str, str]:
 
     ``seed`` (32 bytes) makes the key deterministic, for tests.
     """
-    if not is_valid_name(name):
-        raise NoteError(f"invalid key name {name!r}")
-    seed = os.urandom(32) if seed is None else bytes(seed)
-    if len(seed) != 32:
-        raise NoteError(f"Ed25519 seed must be 32 bytes, got {len(seed)}")
-    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    vkey = verifier_key(name, public)
-    private = base64.b64encode(bytes([ALGORITHM_COSIGNATURE_V1]) + seed).decode("ascii")
-    return f"PRIVATE+KEY+{name}+{vkey.split('+')[1]}+{private}", vkey
+    return note.generate_key(name, seed, ALGORITHM_COSIGNATURE_V1)
 
 
 class CosignatureVerifier:

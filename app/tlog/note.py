@@ -102,18 +102,20 @@ def _split_key_id(text: str) -> int:
     return int(text, 16)
 
 
-def verifier_key(name: str, public_key: bytes) -> str:
-    """Verifier key string for an Ed25519 ``public_key`` (32 raw bytes) named ``name``."""
+def verifier_key(name: str, public_key: bytes, algorithm: int = ALGORITHM_ED25519) -> str:
+    """Verifier key string for an Ed25519 ``public_key`` (32 raw bytes) named ``name``;
+    ``algorithm`` is the key type byte (0x01 signed notes, 0x04 cosignature/v1)."""
     if not is_valid_name(name):
         raise NoteError(f"invalid key name {name!r}")
     if len(public_key) != 32:
         raise NoteError(f"Ed25519 public key must be 32 bytes, got {len(public_key)}")
-    key = bytes([ALGORITHM_ED25519]) + bytes(public_key)
+    key = bytes([algorithm]) + bytes(public_key)
     return f"{name}+{key_id(name, key):08x}+{base64.b64encode(key).decode('ascii')}"
 
 
-def generate_key(name: str, seed: bytes | None = None) -> tuple[str, str]:
-    """Return ``(private key string, verifier key string)`` for a new Ed25519 key.
+def generate_key(name: str, seed: bytes | None = None, algorithm: int = ALGORITHM_ED25519) -> tuple[str, str]:
+    """Return ``(private key string, verifier key string)`` for a new Ed25519 key
+    of key type ``algorithm``.
 
     ``seed`` (32 bytes) makes the key deterministic, for tests; by default it
     comes from ``os.urandom``.
@@ -127,9 +129,9 @@ def generate_key(name: str, seed: bytes | None = None) -> tuple[str, str]:
     public = Ed25519PrivateKey.from_private_bytes(bytes(seed)).public_key().public_bytes(
         Encoding.Raw, PublicFormat.Raw
     )
-    vkey = verifier_key(name, public)
+    vkey = verifier_key(name, public, algorithm)
     key_hex = vkey.split("+")[1]
-    private = base64.b64encode(bytes([ALGORITHM_ED25519]) + bytes(seed)).decode("ascii")
+    private = base64.b64encode(bytes([algorithm]) + bytes(seed)).decode("ascii")
     return f"PRIVATE+KEY+{name}+{key_hex}+{private}", vkey
 
 
