@@ -143,3 +143,23 @@ def identity_fields(issuer: str, provider: str, claims: Mapping[str, Any]) -> di
             actor=get("actor"),
         )
     return out
+
+
+#: what must stay the same from one release of a project to the next
+CONTINUITY_FIELDS = ("provider", "repository", "workflow", "environment")
+
+
+def continuity_key(identity: Mapping[str, Any]) -> tuple:
+    """The CONTINUITY_FIELDS of a publisher identity as compared (repository case-insensitively)."""
+    return tuple(query_key(name, identity.get(name)) for name in CONTINUITY_FIELDS)
+
+
+def continuity(current: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`{"changed", "current", "previous"}` for two publisher identities (any mapping with
+    the CONTINUITY_FIELDS, such as an upload entry's `publisher`); `previous` None (a first
+    release) is never a change. The server, the mirror and the verifying client all use it."""
+    return {
+        "changed": previous is not None and continuity_key(current) != continuity_key(previous),
+        "current": {name: current.get(name) for name in CONTINUITY_FIELDS},
+        "previous": None if previous is None else {name: previous.get(name) for name in CONTINUITY_FIELDS},
+    }

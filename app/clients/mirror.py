@@ -51,7 +51,7 @@ from app.entries import (
     parse_rfc3339,
     rfc3339,
 )
-from app.identity import identity_fields, query_key
+from app.identity import continuity, identity_fields, query_key
 from app.tlog import MemoryTree, note
 
 from .blast_radius import (
@@ -343,9 +343,7 @@ class Mirror:
             "tree_size": size,
             "incidents": self.covering(upload_index),
             "identity_continuity": {
-                "changed": before is not None and _identity_key(entry["publisher"]) != _identity_key(before),
-                "current": {name: entry["publisher"].get(name) for name in CONTINUITY_FIELDS},
-                "previous": None if before is None else {name: before.get(name) for name in CONTINUITY_FIELDS},
+                **continuity(entry["publisher"], before),
                 "previous_release": None if previous_upload is None else {
                     "version": previous_upload["entry"]["version"],
                     "filename": previous_upload["entry"]["filename"],
@@ -475,15 +473,6 @@ class Mirror:
 
 
 #: the identity fields whose change identity continuity reports (as the server's provenance answers)
-CONTINUITY_FIELDS = ("provider", "repository", "workflow", "environment")
-
-
-def _identity_key(identity: Mapping[str, Any]) -> tuple:
-    repository = identity.get("repository")
-    return (identity.get("provider"), repository.lower() if isinstance(repository, str) else repository,
-            identity.get("workflow"), identity.get("environment"))
-
-
 def _canonical(criteria: Mapping[str, str]) -> dict[str, str]:
     """The criteria in the server's canonical JSON form (projects normalized, times as RFC 3339 UTC)."""
     names = {*EXCHANGE_CRITERIA, "token_id", "project", *WINDOW}

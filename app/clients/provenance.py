@@ -35,7 +35,7 @@ from typing import Any
 
 from app import tlog
 from app.entries import ExchangeEntry, UploadEntry
-from app.identity import identity_fields, query_key
+from app.identity import CONTINUITY_FIELDS, continuity_key, identity_fields
 from app.tlog import note
 
 from .errors import AnswerMismatchError, FileHashError, LinkError, MalformedAnswer
@@ -43,7 +43,6 @@ from .http import Server
 from .items import expect_equal, field, integer, open_checkpoint, verify_item
 
 #: the identity fields whose change between releases is the continuity signal
-CONTINUITY_FIELDS = ("provider", "repository", "workflow", "environment")
 
 _CHUNK = 1 << 20
 
@@ -190,11 +189,6 @@ def upload_identity(fields: dict[str, str | None]) -> dict[str, str | None]:
     if fields["provider"] == "google":
         copied["email"] = fields["actor"]
     return copied
-
-
-def continuity_key(identity: dict[str, Any]) -> tuple:
-    """What must stay the same from one release to the next (repository compared case-insensitively)."""
-    return tuple(query_key(name, identity.get(name)) for name in CONTINUITY_FIELDS)
 
 
 def _verify_continuity(answer: dict, checkpoint: tlog.Checkpoint, upload: UploadEntry, upload_index: int) -> Continuity:

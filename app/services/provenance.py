@@ -48,7 +48,7 @@ from sqlalchemy import Engine, and_, bindparam, select
 from app import tlog
 from app.entries import rfc3339
 from app.errors import BadRequest, NotFound
-from app.identity import identity_fields
+from app.identity import CONTINUITY_FIELDS, continuity, identity_fields
 from app.services.log_reader import EntryIntegrityError, LogReader
 from app.services.publishers import project_name
 from app.storage.log_store import StoredCheckpoint
@@ -57,7 +57,6 @@ from app.storage.tables import LogEntry, Publisher, ReleaseFile
 __all__ = ["CONTINUITY_FIELDS", "Provenance", "continuity", "parse_sha256"]
 
 #: the identity fields whose change identity continuity reports
-CONTINUITY_FIELDS = ("provider", "repository", "workflow", "environment")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 _release = ReleaseFile.__table__
@@ -156,30 +155,6 @@ def parse_version(text: str) -> str:
         return str(Version(text))
     except InvalidVersion:
         raise BadRequest(f"{text!r} is not a valid PEP 440 version") from None
-
-
-def _identity_key(identity: Mapping[str, Any]) -> tuple:
-    repository = identity.get("repository")
-    return (
-        identity.get("provider"),
-        repository.lower() if isinstance(repository, str) else repository,
-        identity.get("workflow"),
-        identity.get("environment"),
-    )
-
-
-def _compared(identity: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: identity.get(name) for name in CONTINUITY_FIELDS}
-
-
-def continuity(current: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`{"changed", "current", "previous"}` for two publisher identities (any mapping
-    with the CONTINUITY_FIELDS); `previous` None (a first release) is never a change."""
-    return {
-        "changed": previous is not None and _identity_key(current) != _identity_key(previous),
-        "current": _compared(current),
-        "previous": None if previous is None else _compared(previous),
-    }
 
 
 class Provenance:
