@@ -35,22 +35,8 @@ from app.jobs import new_self_audit  # noqa: E402
 from app.keys import write_new_key  # noqa: E402
 from app.runtime import build_runtime  # noqa: E402
 from app.sequencer import _HALT_READ  # noqa: E402
+from scripts.bench_log import ORIGIN, entry, percentile  # noqa: E402
 
-ORIGIN = "bench.pubtrail.local/log"
-
-
-def entry(n: int) -> bytes:
-    return (
-        b'{"kind":"exchange","n":%d,"issuer":"https://token.actions.githubusercontent.com",'
-        b'"claims":{"repository":"example-org/project-%d","workflow_ref":"example-org/project-%d/'
-        b'.github/workflows/release.yml@refs/tags/v1.%d","sha":"%040x","run_id":"%d"},'
-        b'"token_id":"%032x","projects":["project-%d"],"expires_at":%d}' % (n, n, n, n, n * 7919, n, n, n, n)
-    )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def bench(label: str, database_url: str | None, entries: int, rounds: int, samples: list[int]) -> None:
