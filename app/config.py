@@ -68,6 +68,9 @@ class Settings:
     webhook_allowed_hosts: frozenset[str] = frozenset()
     webhook_timeout: float = 10.0
     webhook_poll_interval: float = 0.2
+    #: Sigstore trusted_root.json that PEP 740 attestations are verified against (None: the
+    #: production root embedded in `sigstore`); read at start-up, never fetched
+    sigstore_trust_root: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -128,6 +131,8 @@ class Settings:
             ),
             webhook_timeout=_float(env, "PUBTRAIL_WEBHOOK_TIMEOUT", cls.webhook_timeout),
             webhook_poll_interval=_float(env, "PUBTRAIL_WEBHOOK_POLL_INTERVAL", cls.webhook_poll_interval),
+            sigstore_trust_root=Path(env["PUBTRAIL_SIGSTORE_TRUST_ROOT"])
+            if env.get("PUBTRAIL_SIGSTORE_TRUST_ROOT") else None,
         )
 
     @property
