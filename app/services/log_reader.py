@@ -96,7 +96,15 @@ class ProvenEntry:
 
 
 class LogReader:
-    """Read side of the log. Thread-safe for concurrent request handlers."""
+    """Read side of the log. Thread-safe for concurrent request handlers.
+
+    Memory: the reader's only cache is its `TiledTree`'s tile cache, at most
+    `cache_tiles` tiles and `cache_bytes` bytes of hashes (defaults: 4,096
+    tiles, 64 MiB, which hold every tile of a million-entry log), evicted
+    least recently used first. Entries and bundles are read from storage on
+    every request and never cached; the latest checkpoint is one object;
+    entries reported as altered are remembered up to 10,000.
+    """
 
     def __init__(
         self,
@@ -106,13 +114,14 @@ class LogReader:
         cache_tiles: int = 4096,
         latest_max_age: float = 0.5,
         metrics: Metrics | None = None,
+        cache_bytes: int = tlog.DEFAULT_CACHE_BYTES,
     ):
         self.store = store
         self.verifier_key = verifier_key
         self.origin = origin
         self.latest_max_age = latest_max_age
         self.metrics = metrics
-        self.tree = TiledTree(store, cache_size=cache_tiles)
+        self.tree = TiledTree(store, cache_size=cache_tiles, cache_bytes=cache_bytes)
         self._tree_lock = threading.Lock()
         self._reported: set[int] = set()
 

@@ -55,7 +55,7 @@ from .tiles import (
     tiles_for_size,
 )
 from .tlog_proof import TlogProof
-from .tree import TiledTree, TileReader, expand_tile, node_tile, tile_root
+from .tree import DEFAULT_CACHE_BYTES, EXPANDED_TILE_BYTES, TiledTree, TileReader, expand_tile, node_tile, tile_root
 
 __all__ = [
     "EMPTY_ROOT",
@@ -78,6 +78,8 @@ __all__ = [
     "TilePathError",
     "TileReader",
     "TiledTree",
+    "DEFAULT_CACHE_BYTES",
+    "EXPANDED_TILE_BYTES",
     "TlogError",
     "TlogProof",
     "TlogProofError",

@@ -31,6 +31,10 @@ from .plan import Group, Node, consistency_plan, fold_range, inclusion_plan, roo
 from .tiles import TILE_HEIGHT, TILE_WIDTH, Tile, tile_width_at
 
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+#: bytes of hashes a full tile takes in the cache: its 256 hashes and the 255 above them inside the tile
+EXPANDED_TILE_BYTES = (2 * TILE_WIDTH - 1) * HASH_SIZE
+#: the default byte bound of a TiledTree's tile cache: 4,096 full tiles (every tile of a million-entry log)
+DEFAULT_CACHE_BYTES = 4096 * EXPANDED_TILE_BYTES
 
 
 @runtime_checkable
@@ -86,32 +90,48 @@ def node_tile(height: int, index: int, size: int) -> tuple[Tile, int, int]:
 class TiledTree:
     """The storage-facing log engine: roots, proofs and appends over tiles.
 
-    ``reader`` supplies tiles (see :class:`TileReader`); ``cache_size`` bounds
-    the number of tiles whose hashes (with their interior levels) are kept
-    in an LRU cache. Full tiles never change; a partial tile is cached at the
-    widest width seen and serves every narrower width (a prefix). Not
-    thread-safe: use one instance per thread or guard it.
+    ``reader`` supplies tiles (see :class:`TileReader`). Tiles' hashes (with
+    their interior levels) are kept in an LRU cache bounded twice: at most
+    ``cache_size`` tiles and at most ``cache_bytes`` bytes of hashes (a full
+    tile expanded is :data:`EXPANDED_TILE_BYTES`, 16,352 bytes; Python's
+    object overhead adds about 3% to that). The least recently used tiles are
+    evicted first; :attr:`cache_usage` says what is held. Full tiles never
+    change; a partial tile is cached at the widest width seen and serves
+    every narrower width (a prefix). Not thread-safe: use one instance per
+    thread or guard it.
     """
 
-    def __init__(self, reader: TileReader, cache_size: int = 4096) -> None:
+    def __init__(self, reader: TileReader, cache_size: int = 4096, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self._reader = reader
         self._cache_size = max(0, cache_size)
+        self._cache_bytes = max(0, cache_bytes)
+        self._cached_bytes = 0
         self._cache: OrderedDict[tuple[int, int], tuple[int, list[bytes]]] = OrderedDict()
 
     # -- cache --------------------------------------------------------------
 
+    @property
+    def cache_usage(self) -> tuple[int, int]:
+        """``(tiles, bytes of hashes)`` the cache holds now."""
+        return len(self._cache), self._cached_bytes
+
     def _cache_put(self, tile: Tile, heights: list[bytes]) -> None:
-        if not self._cache_size:
+        size = sum(len(level) for level in heights)
+        if not self._cache_size or size > self._cache_bytes:
             return
         key = (tile.level, tile.index)
         known = self._cache.get(key)
         if known is not None and known[0] >= tile.width:
             self._cache.move_to_end(key)
             return
+        if known is not None:
+            self._cached_bytes -= sum(len(level) for level in known[1])
         self._cache[key] = (tile.width, heights)
         self._cache.move_to_end(key)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._cached_bytes += size
+        while len(self._cache) > self._cache_size or self._cached_bytes > self._cache_bytes:
+            _, (_, evicted) = self._cache.popitem(last=False)
+            self._cached_bytes -= sum(len(level) for level in evicted)
 
     def remember(self, tiles: Iterable[tuple[Tile, bytes]]) -> None:
         """Put tiles (e.g. the output of :meth:`append`) into the cache.
@@ -130,6 +150,7 @@ class TiledTree:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._cached_bytes = 0
 
     # -- fetch ----------------------------------------------------------------
 
