@@ -4,6 +4,11 @@ content negotiation. Pure rendering: plain values in, ``str`` out.
 
 File links point at ``{files_prefix}/{sha256}/{filename}#sha256={sha256}``
 (content-addressed, so cacheable forever).
+
+PEP 740: a file with attestations carries the URL of its provenance object
+(``/integrity/{project}/{version}/{filename}/provenance``, :func:`integrity_path`)
+as ``provenance`` in JSON (``null`` for a file without) and as
+``data-provenance`` in HTML; hence api-version 1.3.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ __all__ = [
     "NotAcceptable",
     "SimpleFile",
     "choose_simple_format",
+    "integrity_path",
     "render_index",
     "render_project",
 ]
 
-API_VERSION = "1.1"
+API_VERSION = "1.3"
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML = "text/html"
@@ -63,6 +69,13 @@ class SimpleFile:
     size: int
     requires_python: str | None = None
     upload_time: datetime | None = None
+    #: the URL of its PEP 740 provenance object, None when it has no attestations
+    provenance: str | None = None
+
+
+def integrity_path(project: str, version: str, filename: str) -> str:
+    """The Integrity API URL (PyPI's) of a file's provenance object: ``project`` normalized."""
+    return f"/integrity/{quote(project, safe='')}/{quote(version, safe='')}/{quote(filename, safe='')}/provenance"
 
 
 def _parse_accept(accept: str) -> list[tuple[str, float, int]]:
@@ -170,6 +183,7 @@ def render_project(
                 "requires-python": f.requires_python,
                 "size": f.size,
                 "yanked": False,
+                "provenance": f.provenance,
             }
             if f.upload_time is not None:
                 entry["upload-time"] = _iso(f.upload_time)
@@ -196,6 +210,8 @@ def render_project(
         attrs = f'href="{html.escape(_file_url(files_prefix, f))}"'
         if f.requires_python:
             attrs += f' data-requires-python="{html.escape(f.requires_python)}"'
+        if f.provenance:
+            attrs += f' data-provenance="{html.escape(f.provenance)}"'
         lines.append(f"    <a {attrs}>{html.escape(f.filename)}</a><br />")
     lines += ["  </body>", "</html>", ""]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from app.distributions.simple import (
     NotAcceptable,
     SimpleFile,
     choose_simple_format,
+    integrity_path,
     render_index,
     render_project,
 )
@@ -21,7 +22,8 @@ from app.distributions.simple import (
 SHA = "ab" * 32
 FILES = [
     SimpleFile("demo_pkg-1.0.tar.gz", SHA, 1234, ">=3.8,<4", datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)),
-    SimpleFile("demo_pkg-1.1-py3-none-any.whl", "cd" * 32, 99, None, None),
+    SimpleFile("demo_pkg-1.1-py3-none-any.whl", "cd" * 32, 99, None, None,
+               provenance="/integrity/demo-pkg/1.1/demo_pkg-1.1-py3-none-any.whl/provenance"),
 ]
 
 
@@ -64,8 +66,9 @@ def test_project_html() -> None:
     assert (f'<a href="/files/{SHA}/demo_pkg-1.0.tar.gz#sha256={SHA}" '
             'data-requires-python="&gt;=3.8,&lt;4">demo_pkg-1.0.tar.gz</a><br />') in page
     assert ('<a href="/files/' + "cd" * 32 + '/demo_pkg-1.1-py3-none-any.whl#sha256=' + "cd" * 32
-            + '">demo_pkg-1.1-py3-none-any.whl</a>') in page
-    assert '<meta name="pypi:repository-version" content="1.1">' in page
+            + '" data-provenance="/integrity/demo-pkg/1.1/demo_pkg-1.1-py3-none-any.whl/provenance"'
+            + '>demo_pkg-1.1-py3-none-any.whl</a>') in page
+    assert '<meta name="pypi:repository-version" content="1.3">' in page
     assert render_project("Demo.Pkg", FILES, HTML_V1) == page
 
 
@@ -77,7 +80,7 @@ def test_project_html_escapes() -> None:
 
 def test_project_json() -> None:
     doc = json.loads(render_project("Demo.Pkg", FILES, JSON_V1))
-    assert doc["meta"] == {"api-version": "1.1"}
+    assert doc["meta"] == {"api-version": "1.3"}
     assert doc["name"] == "demo-pkg"
     assert doc["versions"] == ["1.0", "1.1"]
     first, second = doc["files"]
@@ -89,8 +92,10 @@ def test_project_json() -> None:
         "size": 1234,
         "yanked": False,
         "upload-time": "2024-05-01T12:00:00.000000Z",
+        "provenance": None,  # PEP 740: no attestations
     }
     assert second["requires-python"] is None and "upload-time" not in second
+    assert second["provenance"] == "/integrity/demo-pkg/1.1/demo_pkg-1.1-py3-none-any.whl/provenance"
 
 
 def test_upload_time_converted_to_utc() -> None:
@@ -104,4 +109,10 @@ def test_index() -> None:
     assert page.count("<a ") == 2
     assert '<a href="/simple/demo-pkg/">demo-pkg</a>' in page
     doc = json.loads(render_index(["B", "a"], JSON_V1))
-    assert doc == {"meta": {"api-version": "1.1"}, "projects": [{"name": "a"}, {"name": "b"}]}
+    assert doc == {"meta": {"api-version": "1.3"}, "projects": [{"name": "a"}, {"name": "b"}]}
+
+
+def test_integrity_path_quotes_each_segment() -> None:
+    assert integrity_path("demo-pkg", "1.0+local", "demo_pkg-1.0+local.tar.gz") == (
+        "/integrity/demo-pkg/1.0%2Blocal/demo_pkg-1.0%2Blocal.tar.gz/provenance"
+    )
