@@ -68,6 +68,8 @@ class Settings:
     webhook_allowed_hosts: frozenset[str] = frozenset()
     webhook_timeout: float = 10.0
     webhook_poll_interval: float = 0.2
+    #: bytes of hashes the reader's tile cache may hold (LogReader; least recently used tiles evicted)
+    tile_cache_bytes: int = 64 * 1024 * 1024
     #: Sigstore trusted_root.json that PEP 740 attestations are verified against (None: the
     #: production root embedded in `sigstore`); read at start-up, never fetched
     sigstore_trust_root: Path | None = None
@@ -99,10 +101,10 @@ class Settings:
         )
         return cls(
             data_dir=data_dir,
-            database_url=env.get("PUBTRAIL_DATABASE_URL") or None,
+            database_url=_secret(env, "PUBTRAIL_DATABASE_URL"),
             origin=env.get("PUBTRAIL_ORIGIN", cls.origin),
             signing_key_file=Path(key_file) if key_file else data_dir / "log-signing.key",
-            admin_token=env.get("PUBTRAIL_ADMIN_TOKEN") or None,
+            admin_token=_secret(env, "PUBTRAIL_ADMIN_TOKEN"),
             admin_tokens=admin_tokens,
             dev=_bool(env.get("PUBTRAIL_DEV")),
             audience=env.get("PUBTRAIL_AUDIENCE", cls.audience),
@@ -131,6 +133,7 @@ class Settings:
             ),
             webhook_timeout=_float(env, "PUBTRAIL_WEBHOOK_TIMEOUT", cls.webhook_timeout),
             webhook_poll_interval=_float(env, "PUBTRAIL_WEBHOOK_POLL_INTERVAL", cls.webhook_poll_interval),
+            tile_cache_bytes=int(_float(env, "PUBTRAIL_TILE_CACHE_MIB", cls.tile_cache_bytes / 2**20) * 2**20),
             sigstore_trust_root=Path(env["PUBTRAIL_SIGSTORE_TRUST_ROOT"])
             if env.get("PUBTRAIL_SIGSTORE_TRUST_ROOT") else None,
         )
@@ -214,6 +217,24 @@ def _witness_settings(env: Mapping[str, str]) -> dict:
         "witnesses_required": required,
         "witness_timeout": _float(env, "PUBTRAIL_WITNESS_TIMEOUT", 5.0),
     }
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """`name`, or the contents of the file `name_FILE` names (Docker and Kubernetes secrets), with
+    surrounding whitespace removed; None when neither is set. Both set, or an unreadable or empty
+    file, is a ConfigError naming the variable."""
+    value, path = env.get(name) or None, env.get(f"{name}_FILE") or None
+    if path is None:
+        return value
+    if value is not None:
+        raise ConfigError(f"{name} and {name}_FILE are both set; set one")
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc}") from exc
+    if not text:
+        raise ConfigError(f"{name}_FILE: {path} is empty")
+    return text
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -15,7 +15,9 @@ from typing import Callable
 
 from sqlalchemy import Engine
 
-from app.config import Settings
+from app.attestations import TrustRootError
+from app.attestations import verifier as attestation_verifier
+from app.config import ConfigError, Settings
 from app.distributions.blobs import BlobStore
 from app.distributions.errors import HELP_PATH
 from app.keys import load_key
@@ -122,7 +124,8 @@ def build_runtime(
     )
     sequencer.initialize()
     backfill_identities(sequencer)
-    reader = LogReader(store, verifier.key_string, settings.origin, metrics=metrics)
+    reader = LogReader(store, verifier.key_string, settings.origin, metrics=metrics,
+                       cache_bytes=settings.tile_cache_bytes)
     metrics.log_size.set(reader.latest().size)
     log = Log(sequencer, reader, metrics)
 
@@ -144,9 +147,13 @@ def build_runtime(
     tokens = UploadTokens(engine)
     make_private_dir(settings.data_dir / "files")
     blobs = BlobStore(settings.data_dir / "files")
+    try:  # read once, at start: attestations are verified offline against it
+        sigstore_verifier = attestation_verifier(settings.sigstore_trust_root)
+    except TrustRootError as exc:
+        raise ConfigError(f"PUBTRAIL_SIGSTORE_TRUST_ROOT: {exc}") from exc
     uploads = Uploads(
         engine, log, tokens, blobs, metrics, clock, max_upload_size=settings.max_upload_size,
-        help_url=settings.public_url + HELP_PATH,
+        help_url=settings.public_url + HELP_PATH, sigstore_verifier=sigstore_verifier,
     )
     return Runtime(
         settings=settings,

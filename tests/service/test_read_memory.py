@@ -103,3 +103,15 @@ def test_reading_every_entry_bundle_and_proof_repeatedly_retains_no_memory(make_
         assert held <= 4 * EXPANDED_TILE_BYTES and tiles <= 4096
     finally:
         runtime.close()
+
+
+def test_the_service_reader_takes_its_bound_from_the_settings(make_settings):
+    runtime = build_runtime(make_settings(tile_cache_bytes=3 * EXPANDED_TILE_BYTES))
+    try:
+        runtime.log.sequencer.append_batch_sync([("test", f'{{"n":{n}}}'.encode()) for n in range(256 * 8)])
+        reader = runtime.log.reader
+        for index in range(0, 256 * 8, 256):
+            reader.inclusion(index)
+        assert reader.tree.cache_usage[1] <= 3 * EXPANDED_TILE_BYTES
+    finally:
+        runtime.close()
