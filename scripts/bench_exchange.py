@@ -56,10 +56,11 @@ def start_server(data_dir: Path, port: int, workers: int = 1, extra_env: dict | 
         PYTHONPATH=str(ROOT),
         **(extra_env or {}),
     )
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "keygen", "--origin", "bench.pubtrail.local/log"],
-        env=env, check=True, capture_output=True,
-    )
+    if not (data_dir / "log-signing.key").exists():  # a prebuilt log brings its own key
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "keygen", "--origin", "bench.pubtrail.local/log"],
+            env=env, check=True, capture_output=True,
+        )
     server = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

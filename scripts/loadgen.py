@@ -5,13 +5,16 @@ cores, so the generator must cost little: each client is one keep-alive
 connection that writes prebuilt request bytes and reads the answer by its
 Content-Length (or chunked framing). Requests are built once with httpx
 (`raw_request`), so headers and multipart bodies are exactly what a real
-client sends.
+client sends. `run_load` sends a fixed list of requests; `run_mix` keeps the
+connections busy for a fixed time with requests built as it goes, and
+records timeouts and broken connections instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -90,3 +93,66 @@ async def run_load(base_url: str, requests: list[bytes], concurrency: int) -> Lo
     await asyncio.gather(*(client() for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - started
     return result
+
+
+#: statuses recorded for requests that got no HTTP answer
+TIMED_OUT = 0
+CONNECTION_LOST = -1
+
+
+async def run_mix(
+    base_url: str,
+    next_request: Callable[[], tuple[str, bytes, object]],
+    concurrency: int,
+    duration: float,
+    *,
+    timeout: float = 30.0,
+    on_response: Callable[[str, int, object], None] | None = None,
+) -> dict[str, LoadResult]:
+    """Keep `concurrency` keep-alive connections busy for `duration` seconds.
+
+    Each connection asks `next_request()` for `(kind, request bytes, tag)`,
+    sends it, times the answer and records it under `kind`;
+    `on_response(kind, status, tag)` hears every outcome (so a later request
+    can depend on an earlier one, e.g. a provenance query for an uploaded
+    file). An answer that takes longer than `timeout` is recorded as status
+    `TIMED_OUT`, a connection that breaks as `CONNECTION_LOST`; either way the
+    connection is opened again. Every result's `elapsed` is the whole run.
+    """
+    parts = urlsplit(base_url)
+    results: dict[str, LoadResult] = {}
+    deadline = time.perf_counter() + duration
+
+    async def client() -> None:
+        reader = writer = None
+        try:
+            while time.perf_counter() < deadline:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                kind, request, tag = next_request()
+                started = time.perf_counter()
+                try:
+                    writer.write(request)
+                    status = await asyncio.wait_for(_read_response(reader), timeout)
+                except asyncio.TimeoutError:
+                    status = TIMED_OUT
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    status = CONNECTION_LOST
+                if status in (TIMED_OUT, CONNECTION_LOST):
+                    writer.close()
+                    reader = writer = None
+                result = results.setdefault(kind, LoadResult())
+                result.latencies.append(time.perf_counter() - started)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                if on_response is not None:
+                    on_response(kind, status, tag)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    for result in results.values():
+        result.elapsed = elapsed
+    return results
