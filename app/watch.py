@@ -149,7 +149,8 @@ def entry_identity(entry: Entry, exchange: ExchangeEntry | None = None) -> dict[
         identity["kid"] = entry.kid
         return identity
     if isinstance(entry, UploadEntry):
-        identity = {k: v if isinstance(v, str) else None for k, v in entry.publisher.items()}
+        # an API-token upload has no publisher: identity criteria never match it
+        identity = {k: v if isinstance(v, str) else None for k, v in (entry.publisher or {}).items()}
         identity["repository_owner_id"] = None
         identity["kid"] = None
         if exchange is not None:

@@ -227,7 +227,7 @@ class Deliveries:
     def _exchanges(self, entries: list[tuple[StoredEntry, object]]) -> dict[int, ExchangeEntry]:
         """The exchange entries that minted the tokens of the uploads among `entries`."""
         have = {raw.index: e for raw, e in entries if isinstance(e, ExchangeEntry)}
-        wanted = {e.exchange_index for _, e in entries if isinstance(e, UploadEntry)} - set(have)
+        wanted = {e.exchange_index for _, e in entries if isinstance(e, UploadEntry)} - set(have) - {None}
         for index, raw in self.store.entries_at(sorted(wanted)).items():
             try:
                 entry = decode(raw.data)
