@@ -20,6 +20,10 @@ A client that disconnects mid-upload is counted
 (``pubtrail_uploads_total{result="disconnected"}``), not logged as an
 error; its spooled part is deleted and nothing is stored.
 
+A full disk (spool, blob store or database) is a 503 whose status line says
+so, with ``Retry-After``; so is a halted log. Nothing was acknowledged, and
+the same upload succeeds once the server can write again.
+
 Refusal texts link to :data:`~app.distributions.errors.HELP_PATH`, served
 here as a short page saying what is checked and why.
 """
@@ -34,9 +38,11 @@ from starlette.requests import ClientDisconnect
 
 from app.api import openapi
 from app.api.deps import RuntimeDep
+from app.api.errors import as_storage_full, retry_after
 from app.api.reason_phrase import ReasonResponse
 from app.distributions.errors import HELP_PATH, UploadError
 from app.distributions.help import UPLOAD_HELP_HTML
+from app.errors import PubtrailError
 
 router = APIRouter(tags=["pypi"])
 
@@ -105,6 +111,7 @@ class _Body:
                 400: "the form or the file is refused (the reason is also the status line's)",
                 403: "no upload token, or one that is invalid, expired, revoked or not for this project",
                 410: "an :action other than file_upload (PyPI retired them)",
+                503: "the server's storage is full, or the log is halted: nothing was stored (Retry-After)",
             }
         ),
         **openapi.errors({408: "the request body stalled: no data within the server's chunk timeout"}),
@@ -126,6 +133,13 @@ async def upload(request: Request, runtime: RuntimeDep) -> Response:
     except ClientDisconnect:
         runtime.metrics.uploads.labels("disconnected").inc()
         return Response(status_code=400, headers=_CLOSE)  # nobody reads it: the client is gone
+    except Exception as exc:
+        refusal = exc if isinstance(exc, PubtrailError) and exc.status_code == 503 else as_storage_full(exc)
+        if refusal is None:
+            raise
+        # twine reads the reason from the status line, as for every other refusal
+        headers = {**retry_after(refusal), **({} if body.ended else _CLOSE)}
+        return ReasonResponse(503, f"Service Unavailable: {refusal.message}", headers=headers or None)
     return JSONResponse(result.to_json(), headers=None if body.ended else _CLOSE)
 
 

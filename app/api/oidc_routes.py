@@ -32,7 +32,12 @@ def audience(runtime: RuntimeDep) -> dict:
         422: openapi.json_body(
             openapi.TokenRequestFailed, "the exchange was refused (a body over 64 KiB is invalid-payload)"
         ),
-        **openapi.errors({408: "the request body stalled: no data within the server's chunk timeout"}),
+        **openapi.errors(
+            {
+                408: "the request body stalled: no data within the server's chunk timeout",
+                503: "the server's storage is full, or the log is halted: no token was minted (Retry-After)",
+            }
+        ),
     },
     openapi_extra={
         "requestBody": {
