@@ -46,7 +46,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, port: int, workers: int = 1, extra_env: dict | None = None) -> subprocess.Popen:
+def start_server(
+    data_dir: Path, port: int, workers: int = 1, extra_env: dict | None = None, *,
+    new_session: bool = False, stderr=subprocess.DEVNULL,
+) -> subprocess.Popen:
+    """`pubtrail serve` in development mode on `port`, once /healthz answers 200.
+    With `new_session` it leads its own process group (os.killpg kills the server
+    and nothing else); `stderr` takes its log (a file, or DEVNULL)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUBTRAIL_")}
     env.update(
         PUBTRAIL_DATA_DIR=str(data_dir),
@@ -63,10 +69,10 @@ def start_server(data_dir: Path, port: int, workers: int = 1, extra_env: dict | 
         )
     server = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=new_session,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # imports alone take tens of seconds on a busy machine
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/healthz").status_code == 200:
