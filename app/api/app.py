@@ -11,6 +11,7 @@ from app.api import (
     admin_routes,
     blast_radius_routes,
     incidents_routes,
+    integrity_routes,
     monitors_routes,
     home_routes,
     legacy_routes,
@@ -78,6 +79,7 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(ops_routes.router)
     app.include_router(legacy_routes.router)
     app.include_router(simple_routes.router)
+    app.include_router(integrity_routes.router)
     app.include_router(blast_radius_routes.router)
     app.include_router(incidents_routes.router)
     app.include_router(monitors_routes.router)

@@ -1,8 +1,10 @@
 """`pubtrail verify` and `pubtrail verify-receipt`: check files and receipts against a pinned verifier key.
 
-    pubtrail verify FILE... --server URL --key VKEY [--strict-identity]
+    pubtrail verify FILE... --server URL --key VKEY [--strict-identity] [--sigstore-trust-root FILE]
         each FILE (or every file of a folder, e.g. `pip download -d`) is hashed and its
-        provenance fetched and verified (app.clients.provenance); exit 0 only if all pass
+        provenance fetched and verified (app.clients.provenance), and its PEP 740
+        attestations, when its upload logged some, verified offline for that file and
+        the logged publisher (app.clients.attestations); exit 0 only if all pass
     pubtrail verify-receipt PROOF --key VKEY (--entry FILE | --leaf-hash HEX)
         a receipt (C2SP tlog-proof text) offline
     pubtrail verify --key VKEY PROOF (--entry FILE | --leaf-hash HEX)
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from app import tlog
 from app.cli.errors import FAILED, USAGE, CliError
+from app.clients.attestations import VerifiedAttestations, fetch_and_verify_attestations
 from app.clients.errors import ClientError, ServerError, Unreachable
 from app.clients.http import DEFAULT_TIMEOUT, Server
 from app.clients.provenance import LocalFile, Provenance, expand_paths, fetch_and_verify
@@ -40,7 +43,9 @@ def register(commands, common: argparse.ArgumentParser) -> None:
         "`pip download -d` folder), fetch its provenance from --server and check it against the pinned key: "
         "the checkpoint's signature, the inclusion proofs of the upload and exchange entries, the file's hashes, "
         "size and name against the upload entry, the upload's link to its exchange, and every field of the "
-        "answer against the entries. Prints who published each file. A change of publisher identity since the "
+        "answer against the entries, and, when the upload logged PEP 740 attestations, that the server's attestations "
+        "hash to the logged digests and verify offline (Sigstore) for the file and the publisher the log recorded. "
+        "Prints who published each file. A change of publisher identity since the "
         "project's previous release is a warning (a failure with --strict-identity). Exit status 0 only when "
         "every file passed, 1 when one failed (each failure names its check). With --entry or --leaf-hash and "
         "one PROOF file holding C2SP tlog-proof text, checks that receipt instead (as verify-receipt).",
@@ -53,6 +58,10 @@ def register(commands, common: argparse.ArgumentParser) -> None:
                         help="fail a file whose publisher identity differs from the previous release's")
     verify.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"connect and read timeout per request (default {DEFAULT_TIMEOUT:g})")
+    verify.add_argument("--sigstore-trust-root", type=Path, metavar="FILE",
+                        default=os.environ.get("PUBTRAIL_SIGSTORE_TRUST_ROOT") or None,
+                        help="Sigstore trusted_root.json to verify attestations with (default: "
+                        "PUBTRAIL_SIGSTORE_TRUST_ROOT, else the production root embedded in sigstore; never fetched)")
     witness_flags(verify)
     legacy = verify.add_mutually_exclusive_group()
     legacy.add_argument("--entry", type=Path, metavar="FILE", help=argparse.SUPPRESS)
@@ -148,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
                     c = provenance.continuity
                     indexes = [provenance.upload_index, provenance.exchange_index]
                     policy.vouch(server, verifier, provenance.checkpoint, indexes + [c.previous_index] * (c.previous_index is not None))
+                attested = fetch_and_verify_attestations(
+                    server, provenance, file, trust_root=args.sigstore_trust_root
+                )
             except Unreachable as exc:
                 raise CliError(f"{exc} (is pubtrail serve running there? set --server or PUBTRAIL_URL)", FAILED) from exc
             except ClientError as exc:
@@ -155,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"[bold red]FAILED[/] {file.path}: {_failure(exc, server)}")
                 continue
             changed = provenance.continuity.changed
-            show(console, provenance)
+            show(console, provenance, attested)
             if changed and args.strict_identity:
                 failures.append(f"{file.path}: identity continuity: the publisher identity changed (--strict-identity)")
                 console.print(f"[bold red]FAILED[/] {file.path}: identity continuity: --strict-identity")
@@ -171,8 +183,8 @@ def _failure(exc: ClientError, server: Server) -> str:
     return str(exc)
 
 
-def show(console, provenance: Provenance) -> None:
-    """Who published the file, from the verified entries."""
+def show(console, provenance: Provenance, attested: VerifiedAttestations | None = None) -> None:
+    """Who published the file, from the verified entries (and its verified attestations)."""
     from rich.markup import escape
 
     p = provenance
@@ -192,6 +204,11 @@ def show(console, provenance: Provenance) -> None:
     ]
     incidents = "; ".join(f"#{i['id']} (entry {i['log_index']}): {i['description']}" for i in p.incidents)
     rows.append(("incidents", incidents or "none"))
+    if attested is not None:
+        kinds = ", ".join(t.removeprefix("https://") for t in attested.predicate_types)
+        rows.append(("attestations", f"{kinds}: verified offline (Sigstore), signed by the logged publisher"))
+    else:
+        rows.append(("attestations", "none"))
     for label, value in rows:
         console.print(f"  {label:<12} {escape(str(value))}")
     c = p.continuity

@@ -18,7 +18,11 @@ It asks the server for ``GET /api/v1/provenance/{sha256}`` and
   :func:`app.identity.identity_fields`, the server's own function;
 - the previous release named by ``identity_continuity`` is an upload of the
   same project, of another version, logged before this one, proven at the
-  same checkpoint; ``changed`` is recomputed from both entries.
+  same checkpoint; ``changed`` is recomputed from both entries;
+- ``attestations`` is what the upload entry logged of its PEP 740
+  attestations, and ``provenance_url`` a server path exactly when there are
+  some (the attestations themselves are checked by
+  :mod:`app.clients.attestations`).
 
 What the client cannot check from one answer: that the named previous
 release is really the newest earlier one, and the incidents (reported as
@@ -110,6 +114,8 @@ class Provenance:
     continuity: Continuity
     incidents: list[dict[str, Any]]
     checkpoint: tlog.Checkpoint | None = None  # the verified checkpoint the answer is proven at
+    upload: UploadEntry | None = None  # the verified upload entry
+    provenance_url: str | None = None  # where the server serves its PEP 740 attestations (None: it has none)
 
 
 def fetch_and_verify(server: Server, verifier: note.Verifier, file: LocalFile) -> Provenance:
@@ -142,6 +148,16 @@ def verify_provenance(answer: Any, verifier: note.Verifier, file: LocalFile | No
         expect_equal("answer", name, answer.get(name), getattr(upload, name))
     expect_equal("answer", "uploaded_at", answer.get("uploaded_at"), upload.time)
     expect_equal("answer", "publisher", answer.get("publisher"), publisher)
+    logged_attestations = upload.attestations or []
+    expect_equal("answer", "attestations", answer.get("attestations"), logged_attestations)
+    provenance_url = answer.get("provenance_url")
+    if bool(logged_attestations) != isinstance(provenance_url, str) or (
+        provenance_url is not None and not provenance_url.startswith("/")
+    ):
+        raise AnswerMismatchError(
+            f"answer.provenance_url is {provenance_url!r}: a path on the server when the upload logged "
+            "attestations, null otherwise"
+        )
 
     continuity = _verify_continuity(answer, checkpoint, upload, upload_item.index)
     incidents = field(answer, "incidents", list, "answer")
@@ -166,6 +182,8 @@ def verify_provenance(answer: Any, verifier: note.Verifier, file: LocalFile | No
         continuity=continuity,
         incidents=incidents,
         checkpoint=checkpoint,
+        upload=upload,
+        provenance_url=provenance_url,
     )
 
 

@@ -14,6 +14,8 @@ such as a token's secret hash or a row's surrogate key, are left out):
     incident, incident_token                      from `incident` entries
     publisher                                     from `publisher` entries (add, then remove)
     project, release_file                         from `upload` entries
+    release_attestation                           from `upload` entries (v2 `attestations`); each
+                                                  stored body must hash to the digest its entry logged
 
 Tables are compared as multisets through an order-independent digest (the
 sum of the rows' SHA-256 values) and a row count, so memory stays constant
@@ -56,6 +58,7 @@ from app.storage.tables import (
     IncidentToken,
     Project,
     Publisher,
+    ReleaseAttestation,
     ReleaseFile,
     TokenRevocation,
     UploadToken,
@@ -76,6 +79,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "project": tuple(c.name for c in Project.__table__.columns),
     "release_file": tuple(c.name for c in ReleaseFile.__table__.columns),
+    # `sha256` is compared as the SHA-256 of the stored body, not as the stored column
+    "release_attestation": ("log_index", "position", "filename", "predicate_type", "sha256"),
     "incident": tuple(c.name for c in Incident.__table__.columns),
     "incident_token": tuple(c.name for c in IncidentToken.__table__.columns),
 }
@@ -84,6 +89,7 @@ _TABLES = {
     for t in (
         Exchange.__table__, ExchangeClaim.__table__, ExchangeIdentity.__table__, UploadToken.__table__,
         TokenRevocation.__table__, Publisher.__table__, Project.__table__, ReleaseFile.__table__,
+        ReleaseAttestation.__table__,
         Incident.__table__, IncidentToken.__table__,
     )
 }
@@ -170,6 +176,11 @@ class _Replay:
             requires_python=entry.requires_python, uploaded_at=at, log_index=index, token_id=entry.token_id,
             exchange_log_index=entry.exchange_index,
         ))
+        for position, attestation in enumerate(entry.attestations or ()):
+            self._digest("release_attestation", dict(
+                log_index=index, position=position, filename=entry.filename,
+                predicate_type=attestation["predicate_type"], sha256=attestation["sha256"],
+            ))
         if entry.project not in self.projects:
             self.projects.add(entry.project)
             self._digest("project", dict(name=entry.project, created_at=at, created_log_index=index))
@@ -202,11 +213,32 @@ class _Replay:
         return self.digests
 
 
-def _stored(conn: Connection, table: str) -> _Digest:
+def _stored(conn: Connection, table: str, problems: list[str]) -> _Digest:
     digest = _Digest()
+    if table == "release_attestation":
+        return _stored_attestations(conn, problems)
     columns = [_TABLES[table].c[name] for name in COLUMNS[table]]
     for row in conn.execute(select(*columns)).yield_per(10_000):
         digest.add(row)
+    return digest
+
+
+def _stored_attestations(conn: Connection, problems: list[str]) -> _Digest:
+    """The attestation rows with `sha256` recomputed from each stored body: a body
+    that no longer hashes to its logged digest makes the table differ, and is named."""
+    digest = _Digest()
+    table = ReleaseAttestation.__table__
+    columns = [table.c[name] for name in COLUMNS["release_attestation"]] + [table.c.body]
+    named = 0
+    for row in conn.execute(select(*columns)).yield_per(1_000):
+        computed = hashlib.sha256(bytes(row.body)).hexdigest()
+        if computed != row.sha256 and named < 100:
+            named += 1
+            problems.append(
+                f"attestation {row.position} of {row.filename} (upload entry {row.log_index}) does not hash to "
+                f"the digest stored with it, {row.sha256} (its body's SHA-256 is {computed})"
+            )
+        digest.add([row.log_index, row.position, row.filename, row.predicate_type, computed])
     return digest
 
 
@@ -224,7 +256,7 @@ def audit_projections(conn: Connection, entries: Iterator[StoredEntry]) -> Proje
         replay.add(stored.index, entry)
     report.problems.extend(replay.problems)
     for table, expected in replay.finish().items():
-        stored = _stored(conn, table)
+        stored = _stored(conn, table, report.problems)
         same = (stored.count, stored.total) == (expected.count, expected.total)
         report.tables[table] = (expected.count, stored.count, same)
         if not same:

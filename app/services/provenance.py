@@ -8,7 +8,10 @@ item named in it can be proven at that size even while the log grows.
   upload entry and the exchange entry that minted its upload token, each with
   its inclusion proof at the answer's size (`ProvenEntry` JSON), the
   publisher identity of that exchange (`app.oidc.identity.identity_fields`),
-  the incidents covering the upload and the identity continuity (below).
+  the incidents covering the upload and the identity continuity (below), and
+  its PEP 740 attestations as the upload entry logged them (`attestations`:
+  predicate type and digest each) with `provenance_url`, the Integrity API
+  URL that serves them (null without attestations).
   Fields are read from the upload entry, not from the projection, and the
   projection's exchange index must be the one the entry names.
 - :meth:`Provenance.project` / :meth:`Provenance.release` (``GET
@@ -47,6 +50,7 @@ from sqlalchemy import Engine, and_, bindparam, select
 
 from app import tlog
 from app.entries import rfc3339
+from app.distributions.simple import integrity_path
 from app.errors import BadRequest, NotFound
 from app.identity import CONTINUITY_FIELDS, continuity, identity_fields
 from app.services.log_reader import EntryIntegrityError, LogReader
@@ -206,6 +210,7 @@ class Provenance:
             "checkpoint": checkpoint.note,
             "tree_size": checkpoint.size,
             "incidents": self._incidents(upload_index),
+            **_attestations(entry),
         }
         previous_upload = proven[2] if previous is not None else None
         answer["identity_continuity"] = {
@@ -376,6 +381,15 @@ def _history(rows: Sequence[Any], size: int) -> list[dict[str, Any]]:
             )
     events.sort(key=lambda e: e["index"])
     return events
+
+
+def _attestations(upload: dict[str, Any]) -> dict[str, Any]:
+    """What a file's upload entry logged of its PEP 740 attestations (predicate type and
+    digest each; [] for none and for v1 entries, which predate them) and, when it has
+    some, where the Integrity API serves them."""
+    logged = upload.get("attestations") or []
+    url = integrity_path(upload["project"], upload["version"], upload["filename"]) if logged else None
+    return {"attestations": logged, "provenance_url": url}
 
 
 def _checked_entry(index: int, data: bytes, leaf_hash: bytes) -> dict[str, Any]:

@@ -49,7 +49,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -57,11 +57,13 @@ from typing import Any, Callable
 from sqlalchemy import Engine, bindparam, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sigstore.verify import Verifier
 
+from app import attestations as pep740
 from app.distributions.blobs import BlobStore, InvalidDigest
 from app.distributions.errors import DEFAULT_HELP_URL, FileTooLarge, UploadError, file_already_exists
 from app.distributions.form import StagedFile, UploadForm, parse_upload_form
-from app.distributions.simple import SimpleFile
+from app.distributions.simple import SimpleFile, integrity_path
 from app.distributions.validate import (
     Metadata,
     check_action,
@@ -77,7 +79,7 @@ from app.oidc.publishers import identity_summary
 from app.sequencer import Receipt
 from app.services.log import Log
 from app.services.upload_tokens import TokenGrant, TokenRejected, UploadTokens
-from app.storage.tables import Exchange, LogEntry, Project, Publisher, ReleaseFile, UploadToken
+from app.storage.tables import Exchange, LogEntry, Project, Publisher, ReleaseAttestation, ReleaseFile, UploadToken
 from app.tlog import MAX_ENTRY_SIZE
 
 __all__ = ["Accepted", "AlreadyStored", "TOKEN_USERNAME", "Uploads"]
@@ -86,6 +88,7 @@ __all__ = ["Accepted", "AlreadyStored", "TOKEN_USERNAME", "Uploads"]
 TOKEN_USERNAME = "__token__"
 
 _release = ReleaseFile.__table__
+_attestation = ReleaseAttestation.__table__
 _project = Project.__table__
 _log_entry = LogEntry.__table__
 _exchange = Exchange.__table__
@@ -201,9 +204,13 @@ class Uploads:
         *,
         max_upload_size: int,
         help_url: str = DEFAULT_HELP_URL,
+        sigstore_verifier: Verifier | None = None,
     ):
         """``help_url`` is the base of the "See ... for more information." links
-        of refusals (pubtrail's upload help page, ``/help/uploads``)."""
+        of refusals (pubtrail's upload help page, ``/help/uploads``).
+        ``sigstore_verifier`` checks PEP 740 attestations (default: one over the
+        production trust root embedded in ``sigstore``, built at the first
+        attestation)."""
         self.engine = engine
         self.log = log
         self.tokens = tokens
@@ -212,6 +219,7 @@ class Uploads:
         self.clock = clock
         self.max_upload_size = max_upload_size
         self.help_url = help_url
+        self._sigstore_verifier = sigstore_verifier
         self._identities: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._identities_lock = threading.Lock()
         self._insert_project = _insert_ignore(engine, _project)
@@ -298,18 +306,22 @@ class Uploads:
             form.discard()  # no-op once the file was committed (renamed away)
         if isinstance(checked, AlreadyStored):
             return checked
-        entry, leaf = checked
+        entry, leaf, bodies = checked
         try:
-            receipt = await self.log.append(leaf, kind=entry.kind, projection=self._projection(entry))
+            receipt = await self.log.append(leaf, kind=entry.kind, projection=self._projection(entry, bodies))
         except _SameFile as exc:
             return AlreadyStored(exc.stored.filename, exc.stored.sha256, exc.stored.log_index)
         self._known_projects.add(entry.project)  # committed now
         return Accepted(entry, receipt)
 
-    def _check_and_store(self, grant: TokenGrant, form: UploadForm) -> tuple[UploadEntry, bytes] | AlreadyStored:
-        """PyPI's checks in PyPI's order, then the blob commit (worker thread).
+    def _check_and_store(
+        self, grant: TokenGrant, form: UploadForm
+    ) -> tuple[UploadEntry, bytes, list[bytes]] | AlreadyStored:
+        """PyPI's checks in PyPI's order (PEP 740 attestations verified last), then
+        the blob commit (worker thread).
 
-        Returns the entry and its canonical bytes, or :class:`AlreadyStored`.
+        Returns the entry, its canonical bytes and the attestations' canonical JSON
+        (in the entry's order), or :class:`AlreadyStored`.
         """
         fields = form.fields
         check_action(fields)
@@ -334,6 +346,9 @@ class Uploads:
             return self._duplicate(stored, staged.filename, staged.sha256, staged.blake2b_256)
         check_archive(staged.path, staged.filename)
         entry = self._entry(grant, meta, staged)  # before the commit: a failure here stores nothing
+        attested = self._verify_attestations(form, entry)
+        if attested:
+            entry = replace(entry, attestations=[{"predicate_type": t, "sha256": a.sha256} for t, a in attested])
         leaf = entry.encode()
         if len(leaf) > MAX_ENTRY_SIZE:
             raise UploadError(
@@ -342,7 +357,37 @@ class Uploads:
                 f"more than the {MAX_ENTRY_SIZE} a log entry may hold (shorten the version or filename).",
             )
         self.blobs.commit(staged)
-        return entry, leaf
+        return entry, leaf, [a.body for _t, a in attested]
+
+    def _verify_attestations(
+        self, form: UploadForm, entry: UploadEntry
+    ) -> list[tuple[str, pep740.ParsedAttestation]]:
+        """The upload's PEP 740 attestations (the ``attestations`` field), each verified
+        against the file and the publisher identity the entry records, with its
+        predicate type; [] when the field was not sent. A 400 with PyPI's text otherwise
+        (warehouse ``IntegrityService.parse_attestations``). Sigstore verification is
+        CPU work: this runs on the upload worker threads."""
+        text = form.first("attestations")
+        if text is None:
+            return []
+
+        def refused(why: str) -> UploadError:
+            return UploadError(400, f"Invalid attestations supplied during upload: {why}", field="attestations")
+
+        if entry.publisher is None:
+            raise refused("Attestations are only supported when using Trusted Publishing")
+        identity = pep740.attestation_identity(entry.publisher)
+        if identity is None:
+            label = pep740.provider_label(entry.publisher.get("provider"))
+            raise refused(f"Attestations are not currently supported with {label} publishers")
+        try:
+            parsed = pep740.parse_attestations(text)
+            if self._sigstore_verifier is None:
+                self._sigstore_verifier = pep740.verifier(None)
+            types = pep740.verify_all(parsed, identity, entry.filename, entry.sha256, self._sigstore_verifier)
+        except pep740.AttestationRefused as exc:
+            raise refused(str(exc)) from None
+        return list(zip(types, parsed, strict=True))
 
     def _duplicate(self, stored: _Stored, filename: str, sha256: str, blake2b_256: str) -> AlreadyStored:
         """PyPI's rule: same name and same content is a no-op; anything else is refused."""
@@ -368,7 +413,7 @@ class Uploads:
             attestations=[],
         )
 
-    def _projection(self, entry: UploadEntry):
+    def _projection(self, entry: UploadEntry, attestation_bodies: list[bytes]):
         row = {
             "filename": entry.filename,
             "project": entry.project,
@@ -395,6 +440,12 @@ class Uploads:
                     raise RuntimeError(f"release row for {entry.filename} neither inserted nor colliding")
                 self._duplicate(stored, entry.filename, entry.sha256, entry.blake2b_256)  # raises unless identical
                 raise _SameFile(stored)
+            if attestation_bodies:
+                conn.execute(_attestation.insert(), [
+                    {"log_index": index, "position": position, "filename": entry.filename,
+                     "predicate_type": logged["predicate_type"], "sha256": logged["sha256"], "body": body}
+                    for position, (logged, body) in enumerate(zip(entry.attestations, attestation_bodies, strict=True))
+                ])
             if new_project:
                 conn.execute(
                     self._insert_project,
@@ -439,6 +490,8 @@ class Uploads:
                     _release.c.size,
                     _release.c.requires_python,
                     _release.c.uploaded_at,
+                    _release.c.version,
+                    exists().where(_attestation.c.log_index == _release.c.log_index).label("attested"),
                 )
                 .where(_release.c.project == project)
                 .order_by(_release.c.log_index)
@@ -450,6 +503,7 @@ class Uploads:
                 size=row.size,
                 requires_python=row.requires_python,
                 upload_time=datetime.fromtimestamp(row.uploaded_at, tz=timezone.utc),
+                provenance=integrity_path(project, row.version, row.filename) if row.attested else None,
             )
             for row in rows
         ]

@@ -6,7 +6,7 @@ Two groups:
   source of truth, enough to rebuild everything else;
 * projections of log entries (`Publisher`, `Exchange`, `ExchangeClaim`,
   `ExchangeIdentity`, `UploadToken`, `TokenRevocation`, `Project`,
-  `ReleaseFile`, `Incident`, `IncidentToken`) and operational state that is not logged (`UsedJti`,
+  `ReleaseFile`, `ReleaseAttestation`, `Incident`, `IncidentToken`) and operational state that is not logged (`UsedJti`,
   `FailedExchange`, `LogHalt`).
 
 Times are integer Unix seconds (UTC): portable between SQLite and PostgreSQL
@@ -205,6 +205,22 @@ class ReleaseFile(SQLModel, table=True):
     log_index: int = Field(sa_column=_bigint(unique=True))
     token_id: str = Field(index=True)
     exchange_log_index: int = Field(sa_column=_bigint(index=True))
+
+
+class ReleaseAttestation(SQLModel, table=True):
+    """A PEP 740 attestation of an accepted file, stored beside it: written by the
+    `upload` entry's projection in the entry's own transaction. The entry records
+    `predicate_type` and `sha256` (of `body`, the attestation's RFC 8785 canonical
+    JSON as uploaded); `body` itself is not in the log, and `pubtrail audit` checks
+    that it hashes to the logged digest."""
+
+    __tablename__ = "release_attestation"
+    log_index: int = Field(sa_column=_bigint(primary_key=True))  # the upload entry's
+    position: int = Field(primary_key=True)  # its place in the entry's `attestations`
+    filename: str = Field(index=True)
+    predicate_type: str
+    sha256: str
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Incident(SQLModel, table=True):

@@ -52,8 +52,8 @@ def _audit(service):
 def test_every_query_table_is_rebuilt_from_the_entries(busy):
     report = _audit(busy)
     assert report.ok, report.summary()
-    assert report.query_tables == len(COLUMNS) == 10
-    assert "10 query tables checked" in report.summary()
+    assert report.query_tables == len(COLUMNS) == 11
+    assert "11 query tables checked" in report.summary()
 
 
 def test_every_table_is_log_projection_or_named_operational():
