@@ -155,15 +155,11 @@ def export_static_copy(runtime: Runtime):
     """Bring PUBTRAIL_EXPORT_DIR up to the checkpoint `/checkpoint` serves (app.services.export:
     new tiles only, the checkpoint last, after the copy was checked against it). With witnesses,
     that is the latest witnessed checkpoint; until there is one, the round does nothing."""
-    from app.services.export import export_log
+    from app.services.export import publish
 
-    note = None
-    witnessing = getattr(runtime, "witnessing", None)
-    if witnessing is not None:
-        note = witnessing.witnessed()
-        if note is None:
-            return None
-    result = export_log(runtime.log.reader, runtime.settings.export_dir, note=note)
+    result = publish(runtime.log.reader, runtime.settings.export_dir, getattr(runtime, "witnessing", None))
+    if result is None:
+        return None
     if result.tiles_written or result.bundles_written:
         log.info("static copy %s: %s", runtime.settings.export_dir, result.summary())
     return result

@@ -10,6 +10,7 @@ from app import __version__
 from app.api import (
     admin_routes,
     blast_radius_routes,
+    cosignature_routes,
     incidents_routes,
     integrity_routes,
     monitors_routes,
@@ -85,6 +86,7 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(monitors_routes.router)
     openapi.install(app)
     return app
+    app.include_router(cosignature_routes.router)
 
 
 def app_from_env() -> FastAPI:

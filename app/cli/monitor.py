@@ -4,11 +4,15 @@ Each round is one `app.clients.monitor.Monitor.step`; this module adds the
 loop, the output (one line per round; a progress bar while catching up) and
 the alerts (printed, a hook command fed the event JSON on stdin, a webhook
 POST signed with the Standard Webhooks scheme of `app.webhooks`).
+``--witness``/``--witnesses-required`` hold every checkpoint to a witness
+policy (`app.clients.witnesses.WitnessPolicy`); ``--cosign`` makes the
+monitor a witness of the log (`app.clients.witnesses.Cosigner`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import subprocess
@@ -18,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.errors import FAILED, USAGE, CliError
-from app.cli.verify import DEFAULT_SERVER, default_server, verifier_of
+from app.cli.verify import DEFAULT_SERVER, default_server, verifier_of, witness_policy
 from app.clients.errors import ClientError, ServerError, Unreachable, VerificationError
 from app.clients.http import DEFAULT_TIMEOUT
 from app.clients.mirror import Mirror, MirrorError
 from app.clients.monitor import Monitor, Step, event_of_failure, event_of_match
 from app.clients.tiles import TileSource
+from app.clients.witnesses import Cosigner
 from app.watch import WatchRuleError, parse_rules
 
 #: a step with more new entries than this shows a progress bar
@@ -58,6 +63,17 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--webhook-secret", metavar="whsec_...", help="Standard Webhooks secret for --webhook")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"connect and read timeout per request (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                        help="a witness verifier key (repeatable): a checkpoint without valid cosignatures from "
+                        "--witnesses-required of these keys is refused (an alert, exit status 1) before anything "
+                        "is verified or recorded")
+    parser.add_argument("--witnesses-required", type=int, metavar="K",
+                        help="how many of the --witness keys must have cosigned (default: all of them)")
+    parser.add_argument("--cosign", type=Path, metavar="WITNESS_KEY_FILE",
+                        help="act as a witness of the log (`pubtrail keygen --witness NAME --out FILE`): follow its "
+                        "newest checkpoint (GET /api/v1/log on --server, a pubtrail server), and after each verified "
+                        "round cosign it (cosignature/v1) and POST the line to /api/v1/log/cosignatures; never two "
+                        "inconsistent checkpoints (the last one cosigned is kept in --state)")
     parser.set_defaults(run=run)
 
 
@@ -147,19 +163,28 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--webhook-secret: {exc}", USAGE) from exc
     if args.interval <= 0:
         raise CliError("--interval must be positive", USAGE)
+    policy = witness_policy(args)
+    signer = _cosigner_key(args.cosign) if args.cosign is not None else None
+    if signer is not None and policy is not None:
+        raise CliError("--cosign follows the log's newest checkpoint, which no witness has cosigned yet: "
+                       "leave out --witness", USAGE)
     try:
         source = TileSource(args.server, timeout=args.timeout)
     except Unreachable as exc:
         raise CliError(f"--server: {exc.detail}", USAGE) from exc
     try:
         mirror = Mirror(args.state, key=args.key, create=True)
+        cosigner = None if signer is None else Cosigner(signer, mirror, args.server, time.time, timeout=args.timeout)
     except MirrorError as exc:
         raise CliError(f"--state: {exc.detail}", USAGE) from exc
+    except Unreachable as exc:
+        raise CliError(f"--cosign needs --server to be a pubtrail server: {exc.detail}", USAGE) from exc
     alerts = Alerts(args.hook, args.hook_timeout, args.webhook, args.webhook_secret, args.timeout)
     progress = _Progress()
-    monitor = Monitor(source, verifier, mirror, rules=rules, progress=progress)
+    monitor = Monitor(source, verifier, mirror, rules=rules, progress=progress, witnesses=policy,
+                      checkpoints=cosigner.newest_checkpoint if cosigner else None)
     origin = verifier.name
-    with source, mirror:
+    with source, mirror, cosigner or contextlib.nullcontext():
         while True:
             started = time.monotonic()
             try:
@@ -183,9 +208,47 @@ def run(args: argparse.Namespace) -> int:
                     )
                     alerts.send(event_of_match(match, step, origin),
                                 f"rule {match.rule!r}: {entry.kind} {what} at index {match.index}".replace("  ", " "))
+                if cosigner is not None and not step.behind and step.size:
+                    _cosign(cosigner, step, verifier, alerts, origin, args)
             if args.once:
                 return 0
             time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+
+
+def _cosigner_key(path: Path):
+    from app import tlog
+    from app.tlog.cosignature import CosignatureSigner
+
+    try:
+        return CosignatureSigner(path.read_text().strip())
+    except OSError as exc:
+        raise CliError(f"cannot read --cosign {path}: {exc.strerror or exc}", USAGE) from exc
+    except (tlog.TlogError, UnicodeDecodeError) as exc:
+        raise CliError(f"--cosign {path} is not a witness key: {exc}", USAGE) from exc
+
+
+def _cosign(cosigner: Cosigner, step: Step, verifier, alerts: Alerts, origin: str, args: argparse.Namespace) -> None:
+    """Cosign the round's verified checkpoint and submit it. The compare-and-swap refusing, or the log
+    refusing a checkpoint it signed (a split view), stops the monitor; a refused or failed submission
+    is reported (exit status 1 with --once) and tried again next round."""
+    from app.clients.items import open_checkpoint
+
+    try:
+        done = cosigner.cosign_step(open_checkpoint(step.checkpoint_note, verifier))
+    except MirrorError as exc:
+        raise CliError(f"FAILED: {exc}", FAILED) from exc
+    except VerificationError as exc:
+        alerts.send(event_of_failure(exc, origin, args.server), f"verification failed: {exc}")
+        raise CliError(f"FAILED: {exc}", FAILED) from exc
+    except ServerError as exc:
+        if args.once:
+            raise CliError(f"the cosignature of size {step.size} was not accepted: {exc}", FAILED) from exc
+        print(f"{_now()} the cosignature of size {step.size} was not accepted: {exc}; "
+              f"retrying in {args.interval:g} s", flush=True)
+        return
+    if done.answer is not None:
+        print(f"{_now()} cosigned size {done.size} as {cosigner.id}; the log holds cosignatures of it by "
+              f"{', '.join(done.answer.get('cosigned_by') or [cosigner.id])}", flush=True)
 
 
 def _now() -> str:

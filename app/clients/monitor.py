@@ -3,7 +3,9 @@
 One `Monitor.step` (a round of `pubtrail monitor`):
 
 1. fetch ``checkpoint`` and open it with the pinned key (check
-   "checkpoint signature");
+   "checkpoint signature"); with a witness policy
+   (`app.clients.witnesses.WitnessPolicy`), it must also carry enough valid
+   cosignatures from the given witness keys (check "witness cosignatures");
 2. compare it with the mirror's latest verified checkpoint: the same size with
    another root, a smaller size whose root is not the mirror's tree at that
    size, or a larger tree that the consistency proof (computed from the
@@ -42,6 +44,7 @@ from .errors import VerificationError
 from .items import open_checkpoint
 from .mirror import Mirror
 from .tiles import TileSource
+from .witnesses import WitnessPolicy
 
 _sha256 = hashlib.sha256
 #: entry bundles (with their tiles) fetched ahead of verification, and by how many threads
@@ -147,6 +150,10 @@ class Monitor:
 
     ``rules`` are watch rules evaluated on every new verified entry;
     ``progress(done, total)`` is called as entries are verified within a step.
+    ``witnesses`` refuses a checkpoint without the cosignatures it requires
+    before anything is verified or recorded. ``checkpoints()`` returns the
+    signed checkpoint to follow instead of the source's ``checkpoint`` (a
+    cosigning monitor follows the log's newest one).
     """
 
     def __init__(
@@ -157,12 +164,16 @@ class Monitor:
         *,
         rules: Sequence[Rule] = (),
         progress: Callable[[int, int], None] | None = None,
+        witnesses: WitnessPolicy | None = None,
+        checkpoints: Callable[[], str] | None = None,
     ) -> None:
         self.source = source
         self.verifier = verifier
         self.mirror = mirror
         self.rules = list(rules)
         self.progress = progress
+        self.witnesses = witnesses
+        self.checkpoints = checkpoints
         self._needs_exchange = any(
             "kid" in r.criteria or "repository_owner_id" in r.criteria
             or any("repository_owner_id" in p for p in (r.allowed or ()))
@@ -170,8 +181,14 @@ class Monitor:
         )
 
     def fetch_checkpoint(self) -> tuple[tlog.Checkpoint, str]:
-        signed = self.source.checkpoint()
-        return open_checkpoint(signed, self.verifier, where=f"{self.source.url}/checkpoint"), signed
+        if self.checkpoints is not None:
+            signed, where = self.checkpoints(), "the log's newest checkpoint"
+        else:
+            signed, where = self.source.checkpoint(), f"{self.source.url}/checkpoint"
+        checkpoint = open_checkpoint(signed, self.verifier, where=where)
+        if self.witnesses is not None:
+            self.witnesses.check(signed, self.verifier)
+        return checkpoint, signed
 
     def step(self) -> Step:
         """One round (see the module docstring); raises a VerificationError or ServerError."""

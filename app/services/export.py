@@ -10,6 +10,10 @@
                                      (nginx `gzip_static`, object stores with
                                      Content-Encoding metadata)
 
+`publish(reader, directory, witnessing)` is what `pubtrail export` and the
+scheduled export run: it exports the checkpoint the log's `/checkpoint`
+serves (with witnesses, the newest witnessed one).
+
 Incremental: the checkpoint already in the directory says which tiles it
 holds; only tiles and bundles of the new size that the old one lacked (new
 full tiles, new or wider partial ones), or that are missing on disk, are
@@ -44,6 +48,7 @@ from typing import Sequence
 from app import tlog
 from app.errors import PubtrailError
 from app.services.log_reader import LogReader
+from app.services.witnessing import Witnessing
 from app.tlog import Tile
 
 LOCK_FILE = ".pubtrail-export.lock"
@@ -86,6 +91,25 @@ def export_log(
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         return _export(reader, directory, gzip_bundles, note)
+
+
+def publish(
+    reader: LogReader, directory: Path, witnessing: Witnessing | None = None, *, gzip_bundles: bool = True
+) -> ExportResult | None:
+    """Bring `directory` up to the checkpoint the log's `/checkpoint` serves, as `pubtrail export` and
+    the scheduled export (`PUBTRAIL_EXPORT_DIR`) both do.
+
+    With witnesses (`witnessing`, from `PUBTRAIL_WITNESSES`), that is the
+    newest checkpoint with the cosignatures `PUBTRAIL_WITNESSES_REQUIRED`
+    asks for, its cosignature lines included, so clients that insist on
+    witnesses can follow the static copy; None (nothing written) until
+    there is one. Without: the latest signed checkpoint."""
+    note = None
+    if witnessing is not None:
+        note = witnessing.witnessed()
+        if note is None:
+            return None
+    return export_log(reader, directory, gzip_bundles=gzip_bundles, note=note)
 
 
 def _export(reader: LogReader, directory: Path, gzip_bundles: bool, note: str | None) -> ExportResult:

@@ -12,6 +12,11 @@ stored in ``witness_cosignature``. A 409 tells the size the witness knows
 A witness that fails (down, slow, refusing) is skipped with exponential
 back-off (``base_backoff`` doubling up to ``max_backoff`` seconds).
 
+A witness configured without a URL is push-only (a `pubtrail monitor
+--cosign`, for one): the log never calls it; it submits its cosignatures
+itself (:func:`accept_cosignatures`, ``POST /api/v1/log/cosignatures``), and
+they are verified and stored like pulled ones.
+
 :meth:`Witnessing.witnessed` is what ``/checkpoint`` serves: the largest
 checkpoint with cosignatures from at least ``required`` distinct witnesses,
 with every cosignature line gathered for it.
@@ -32,17 +37,21 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from app.errors import PubtrailError
+from app.errors import BadRequest, Conflict, Forbidden, NotFound, PubtrailError
 from app.services.log_reader import LogReader
 from app.storage.log_store import StoredCheckpoint
 from app.storage.tables import WitnessCosignature
-from app.tlog import TlogError, note
+from app.tlog import Checkpoint, TlogError, note
 from app.tlog.cosignature import (
+    Cosignature,
     CosignatureVerifier,
     parse_cosignature_lines,
+    signature_lines,
+    timestamp_of,
     verify_cosignatures,
     with_signature_lines,
 )
+from app.tlog.errors import InvalidSignatureError, UnverifiedNoteError
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +65,14 @@ class NotYetWitnessed(PubtrailError):
 
 
 class WitnessConfigError(ValueError):
-    """``PUBTRAIL_WITNESSES`` is not a JSON list of ``{"url", "key"}`` with witness verifier keys."""
+    """``PUBTRAIL_WITNESSES`` is not a JSON list of ``{"url", "key"}`` (or ``{"key"}``) with witness verifier keys."""
 
 
 @dataclass(frozen=True)
 class WitnessSpec:
-    """One configured witness: its submission URL prefix and its verifier key string."""
+    """One configured witness: its submission URL prefix (None: push-only) and its verifier key string."""
 
-    url: str
+    url: str | None
     key: str
 
     @property
@@ -83,9 +92,13 @@ def parse_witnesses(text: str | None) -> tuple[WitnessSpec, ...]:
         raise WitnessConfigError('must be a JSON list of {"url": ..., "key": ...}')
     specs = []
     for item in value:
-        if not isinstance(item, dict) or set(item) != {"url", "key"} or not all(isinstance(v, str) for v in item.values()):
-            raise WitnessConfigError(f'each witness must be {{"url": <string>, "key": <string>}}, got {item!r}')
-        if not item["url"].startswith(("http://", "https://")):
+        if not isinstance(item, dict) or set(item) not in ({"url", "key"}, {"key"}) \
+                or not all(isinstance(v, str) for v in item.values()):
+            raise WitnessConfigError(
+                f'each witness must be {{"url": <string>, "key": <string>}} (or {{"key": <string>}} for a '
+                f"push-only witness), got {item!r}"
+            )
+        if "url" in item and not item["url"].startswith(("http://", "https://")):
             raise WitnessConfigError(f"witness url {item['url']!r} is not http(s)")
         try:
             verifier = CosignatureVerifier(item["key"])
@@ -93,7 +106,7 @@ def parse_witnesses(text: str | None) -> tuple[WitnessSpec, ...]:
             raise WitnessConfigError(f"witness key {item['key']!r}: {exc}") from exc
         if any(CosignatureVerifier(s.key).name == verifier.name for s in specs):
             raise WitnessConfigError(f"two witnesses are named {verifier.name!r}")
-        specs.append(WitnessSpec(item["url"].rstrip("/"), item["key"]))
+        specs.append(WitnessSpec(item["url"].rstrip("/") if "url" in item else None, item["key"]))
     return tuple(specs)
 
 
@@ -160,7 +173,7 @@ class Witnessing:
     # --- the background task ---------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is None and self.peers:
+        if self._task is None and any(peer.spec.url for peer in self.peers):
             self._task = asyncio.create_task(self._run(), name="witnessing")
 
     async def stop(self) -> None:
@@ -187,7 +200,7 @@ class Witnessing:
         """Submit the latest checkpoint to every witness not backing off that lacks a cosignature for it."""
         latest = await asyncio.to_thread(self.reader.latest)
         now = self.clock()
-        due = [p for p in self.peers if p.retry_at <= now and p.known != latest.size]
+        due = [p for p in self.peers if p.spec.url and p.retry_at <= now and p.known != latest.size]
         if not due:
             return
         await asyncio.gather(*(self._submit(client, peer, latest) for peer in due))
@@ -237,9 +250,13 @@ class Witnessing:
         found = verify_cosignatures(with_signature_lines(checkpoint.note, lines), [self.log_verifier], [peer.verifier])
         if not found:
             raise ValueError("the answer holds no cosignature by the witness's key")
-        cosignature = found[0]
+        self._save(checkpoint.size, peer, found[0])
+
+    def _save(self, size: int, peer: _Peer, cosignature: Cosignature) -> None:
+        """Store a verified cosignature of the log's checkpoint at ``size`` (a later one by the same
+        witness for the same size replaces it)."""
         row = {
-            "size": checkpoint.size, "witness": peer.id, "line": cosignature.line,
+            "size": size, "witness": peer.id, "line": cosignature.line,
             "timestamp": cosignature.timestamp, "received_at": int(self.clock()),
         }
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
@@ -249,6 +266,17 @@ class Witnessing:
         )
         with self.engine.begin() as conn:
             conn.execute(statement)
+
+    # --- cosignatures pushed to the log -------------------------------------------------
+
+    def cosigners(self, size: int) -> list[str]:
+        """The configured witnesses (``name+keyid``) whose cosignature of the checkpoint at ``size`` is stored."""
+        with Session(self.engine) as session:
+            return list(session.exec(
+                select(WitnessCosignature.witness)
+                .where(WitnessCosignature.size == size, WitnessCosignature.witness.in_([p.id for p in self.peers]))
+                .order_by(WitnessCosignature.witness)
+            ).all())
 
     # --- what /checkpoint serves -------------------------------------------------------
 
@@ -280,3 +308,78 @@ class Witnessing:
                 .where(WitnessCosignature.size == size, WitnessCosignature.witness.in_([p.id for p in self.peers]))
                 .order_by(WitnessCosignature.witness)
             ).all())
+
+
+def accept_cosignatures(witnessing: Witnessing | None, body: bytes) -> dict:
+    """Store the cosignatures a witness submits (``POST /api/v1/log/cosignatures``).
+
+    ``body`` is a signed note: a checkpoint body the log signed, a blank
+    line, and signature lines: one or more cosignatures by configured
+    witnesses (push-only or not), and optionally the log's own. Checked in
+    this order, each refusal storing nothing:
+
+    - 400 (BadRequest): not UTF-8, not a note, not a checkpoint body, or no
+      cosignature line by a configured witness;
+    - 403 (Forbidden): a signature line by a key the log does not trust as a
+      witness (every key, without ``PUBTRAIL_WITNESSES``: ``witnessing`` is
+      None), or one that does not verify;
+    - 409 (Conflict): the log never signed this checkpoint body (another
+      origin, a size it signed no checkpoint at, or another root there).
+
+    Idempotent: the same cosignature again answers the same. Returns
+    ``{"tree_size", "accepted", "cosigned_by"}`` (witness ids ``name+keyid``:
+    those of the body, and all the log now holds for that size), so they
+    count toward ``required`` and ``/checkpoint`` serves them.
+    """
+    try:
+        text = body.decode("utf-8")
+        checkpoint_text, _lines = signature_lines(text)
+        checkpoint = Checkpoint.parse(checkpoint_text)
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the body must be a checkpoint note in UTF-8") from exc
+    except TlogError as exc:
+        raise BadRequest(f"the body is not a checkpoint note with signature lines: {exc}") from exc
+    if witnessing is None:
+        raise Forbidden("this log trusts no witnesses (PUBTRAIL_WITNESSES is empty)")
+    peers = {(peer.verifier.name, peer.verifier.key_id): peer for peer in witnessing.peers}
+    try:
+        opened = note.open_note(text, [witnessing.log_verifier, *(peer.verifier for peer in witnessing.peers)])
+    except UnverifiedNoteError as exc:
+        raise Forbidden(_untrusted(exc.unverified)) from exc
+    except InvalidSignatureError as exc:
+        raise Forbidden(f"a signature does not verify: {exc}") from exc
+    except TlogError as exc:
+        raise BadRequest(f"the body is not a checkpoint note with signature lines: {exc}") from exc
+    if opened.unverified:
+        raise Forbidden(_untrusted([(sig.name, sig.key_id) for sig in opened.unverified]))
+    cosignatures = [
+        (peers[(sig.name, sig.key_id)], Cosignature(sig.name, sig.key_id, timestamp_of(sig.base64),
+                                                    f"\u2014 {sig.name} {sig.base64}\n"))
+        for sig in opened.signatures if (sig.name, sig.key_id) in peers
+    ]
+    if not cosignatures:
+        raise BadRequest("the body carries no cosignature line, only the log's own signature")
+    reader = witnessing.reader
+    if checkpoint.origin != reader.origin:
+        raise Conflict(f"this log ({reader.origin}) never signed a checkpoint of origin {checkpoint.origin!r}")
+    try:
+        stored = reader.checkpoint_at(checkpoint.size)
+    except NotFound as exc:
+        raise Conflict(f"this log never signed a checkpoint of size {checkpoint.size}: {exc.message}") from exc
+    if signature_lines(stored.note)[0] != checkpoint_text:
+        raise Conflict(
+            f"this log signed size {checkpoint.size} with root {stored.root_hash.hex()}, not "
+            f"{checkpoint.root_hash.hex()}: the witness saw another log under this origin and key"
+        )
+    for peer, cosignature in cosignatures:
+        witnessing._save(checkpoint.size, peer, cosignature)
+    return {
+        "tree_size": checkpoint.size,
+        "accepted": sorted(peer.id for peer, _ in cosignatures),
+        "cosigned_by": witnessing.cosigners(checkpoint.size),
+    }
+
+
+def _untrusted(keys) -> str:
+    names = ", ".join(f"{name}+{key_id:08x}" for name, key_id in keys)
+    return f"signed by keys this log does not trust as witnesses (PUBTRAIL_WITNESSES): {names}"

@@ -42,6 +42,7 @@ from schemathesis.python import asgi as st_asgi
 
 from app.api.app import create_app
 from app.runtime import build_runtime
+from app.tlog import cosignature as cosig
 from tests.conftest import ADMIN_TOKEN
 from tests.distributions.builders import build_wheel, encode, twine_fields
 from tests.support.oidc_issuer import GITHUB_ISSUER, LocalOIDCIssuer
@@ -51,6 +52,8 @@ NOW = 1_790_000_000.0
 MAX_EXAMPLES = 25
 PROJECT = "demo-pkg"
 WORKFLOW_REF = "octo-org/demo/.github/workflows/release.yml@refs/heads/main"
+#: a push-only witness the log trusts: (signer key, verifier key)
+WITNESS = cosig.generate_key("witness.example/w", b"\x31" * 32)
 
 CHECKS = [
     st_checks.not_a_server_error,
@@ -68,6 +71,7 @@ class Pubtrail:
     publisher_id: str
     wheel_sha256: str
     wheel_name: str
+    cosignature: str  # the newest checkpoint's body with a cosignature by WITNESS
 
 
 def _seed(client, issuer: LocalOIDCIssuer, tmp_path: Path) -> Pubtrail:
@@ -92,7 +96,9 @@ def _seed(client, issuer: LocalOIDCIssuer, tmp_path: Path) -> Pubtrail:
     basic = "Basic " + base64.b64encode(f"__token__:{mint()}".encode()).decode()
     uploaded = client.post("/legacy/", data=body, headers={"Content-Type": content_type, "Authorization": basic})
     assert uploaded.status_code == 200, (uploaded.status_code, uploaded.text)
+    body = client.get("/api/v1/log").json()["checkpoint"].split("\n\n")[0] + "\n"
     return Pubtrail(
+        cosignature=body + "\n" + cosig.CosignatureSigner(WITNESS[0]).cosign(body, int(NOW)),
         app=client.app,
         upload_token=mint(),
         publisher_id=added.json()["publisher"]["id"],
@@ -110,6 +116,7 @@ def pubtrail(make_settings, tmp_path) -> Iterator[Pubtrail]:
     settings = make_settings(
         database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         jwks_urls={GITHUB_ISSUER: jwks.as_uri()},
+        witnesses=({"url": None, "key": WITNESS[1]},),  # push-only: nothing is called
     )
     runtime = build_runtime(settings, clock=lambda: NOW)
     try:
@@ -165,6 +172,7 @@ def _known_good(pubtrail: Pubtrail) -> dict[str, list[dict[str, Any]]]:
         ],
         "GET /api/v1/projects/{project}": [{"path_parameters": {"project": PROJECT}}],
         "GET /api/v1/projects/{project}/{version}": [{"path_parameters": {"project": PROJECT, "version": "1.0"}}],
+        "POST /api/v1/log/cosignatures": [{"body": pubtrail.cosignature, "media_type": "text/plain"}],
         "POST /api/v1/monitors": [
             {
                 "body": {"name": "uploads of the project", "match": {"kind": "upload", "project": PROJECT},
@@ -253,5 +261,7 @@ def test_every_answer_is_the_one_the_schema_describes(pubtrail):
         ("POST /_/oidc/mint-token", 422),
         ("POST /legacy/", 400),
         ("POST /legacy/", 403),
+        ("POST /api/v1/log/cosignatures", 200),
+        ("POST /api/v1/log/cosignatures", 400),
     }
     assert expected <= seen, sorted(expected - seen)
