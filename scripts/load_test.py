@@ -70,17 +70,19 @@ PAYLOAD = 20 * 1024
 class Workload:
     """Builds each next request of the mix and learns from the answers (acknowledged size, uploaded files)."""
 
-    def __init__(self, url: str, data_dir: Path, token: str, size: int, files: list[str], seed: int = 1):
+    def __init__(self, url: str, data_dir: Path, token: str | None, size: int, files: list[str], seed: int = 1,
+                 mix: dict[str, int] | None = None):
         self.url = url
         self.rng = random.Random(seed)
         self.issuer = dev_issuer_for(Settings(data_dir=data_dir, dev=True, public_url=url))
         self.claims = github_claims("bench/project", "7", "release.yml")
-        self.auth = basic(token)
+        self.auth = basic(token) if token else {}
         self.acknowledged = size  # entries in the log that some writer holds a receipt for
         self.files = files
-        self.counter = 0
-        self.kinds = list(MIX)
-        self.weights = list(MIX.values())
+        self.counter = seed << 32  # distinct jtis and versions across workloads with distinct seeds
+        mix = MIX if mix is None else mix
+        self.kinds = list(mix)
+        self.weights = list(mix.values())
 
     def _get(self, path: str, **headers: str) -> bytes:
         return raw_request(httpx.Request("GET", self.url + path, headers={"Accept-Encoding": "identity", **headers}))
