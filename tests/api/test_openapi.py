@@ -62,6 +62,7 @@ _PUBLIC_API = {
     ("GET", "/api/v1/log/proof/inclusion"),
     ("GET", "/api/v1/log/proof/consistency"),
     ("GET", "/api/v1/log/checkpoints/{size}"),
+    ("POST", "/api/v1/log/cosignatures"),  # witnesses authenticate by their cosignature keys
 }
 
 

@@ -562,3 +562,30 @@ def test_a_log_without_witnesses_refuses_every_cosignature(service) -> None:
     response = service.client.post("/api/v1/log/cosignatures", content=body + "\n" + signer.cosign(body, 1))
     assert response.status_code == 403 and "trusts no witnesses" in response.json()["detail"]
     assert service.client.post("/api/v1/log/cosignatures", content="nonsense").status_code == 400
+
+
+def test_monitor_witness_flags_are_checked_before_anything_runs(service, monitor_key, tmp_path, capsys) -> None:
+    from app.cli import main
+
+    key_file, vkey = monitor_key
+    key = service.client.get("/api/v1/log").json()["verifier_key"]
+    base = ["monitor", "--server", service.url, "--key", key, "--state", str(tmp_path / "s"), "--once"]
+    assert main([*base, "--cosign", str(key_file), "--witness", vkey]) == 2
+    assert "leave out --witness" in capsys.readouterr().err
+    assert main([*base, "--witness", "nonsense"]) == 2
+    assert main([*base, "--witnesses-required", "1"]) == 2
+    assert main([*base, "--cosign", str(tmp_path / "missing.key")]) == 2
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("PRIVATE+KEY+nonsense\n")
+    assert main([*base, "--cosign", str(garbage)]) == 2
+    assert "not a witness key" in capsys.readouterr().err
+    static = tmp_path / "static"
+    static.mkdir()
+    assert main(["monitor", "--server", static.as_uri(), "--key", key, "--state", str(tmp_path / "f"), "--once",
+                 "--cosign", str(key_file)]) == 2
+    assert "--cosign needs --server to be a pubtrail server" in capsys.readouterr().err
+    # a log that does not trust the monitor's key: the round verified, the cosignature is refused (exit 1)
+    service.add_github_publisher(project="untrusted")
+    assert main([*base, "--cosign", str(key_file)]) == 1
+    err = capsys.readouterr().err
+    assert "the cosignature of size 1 was not accepted" in err and "trusts no witnesses" in err

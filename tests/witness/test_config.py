@@ -52,3 +52,11 @@ def test_a_log_key_is_not_a_witness_key() -> None:
     log_key = note.generate_key("log.example", b"\x01" * 32)[1]
     with pytest.raises(ConfigError, match="0x04"):
         Settings.from_env({"PUBTRAIL_WITNESSES": json.dumps([{"url": "http://w", "key": log_key}])})
+
+
+def test_a_witness_without_url_is_push_only() -> None:
+    env = {"PUBTRAIL_WITNESSES": json.dumps([{"key": KEY1}, {"url": "http://w2", "key": KEY2}])}
+    settings = Settings.from_env(env)
+    assert settings.witnesses == ({"url": None, "key": KEY1}, {"url": "http://w2", "key": KEY2})
+    with pytest.raises(ConfigError, match="push-only"):
+        Settings.from_env({"PUBTRAIL_WITNESSES": json.dumps([{"url": None, "key": KEY1}])})
