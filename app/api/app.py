@@ -27,6 +27,7 @@ from app.api.body_limit import BodyLimitMiddleware
 from app.api.errors import install_error_handlers
 from app.api.methods import MethodsMiddleware
 from app.runtime import Runtime
+from app.web import routes as web_routes
 
 
 def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
@@ -70,6 +71,7 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.add_middleware(MethodsMiddleware, routes=lambda: app.routes)
     home_routes.install_docs(app)
     app.include_router(home_routes.router)
+    web_routes.install(app)  # the explorer's HTML pages and their static files (app/web)
     app.include_router(log_routes.router)
     if prefix := log_routes.origin_path(runtime.settings.origin):
         # tlog-tiles clients find the log at https://<origin>/: its read paths live there too

@@ -1,15 +1,14 @@
 """The front page (``GET /``) and the API documentation pages, served without any CDN.
 
-``/`` names the log (origin, size, verifier key) and the main endpoints: a
-short HTML page, or JSON when the client's ``Accept`` prefers
-``application/json``. ``/docs`` (Swagger UI) and ``/redoc`` load their
+``/`` names the log (origin, size, verifier key) and the main endpoints: the
+explorer's log status page (``app.web``), or JSON when the client's
+``Accept`` prefers ``application/json``. ``/docs`` (Swagger UI) and ``/redoc`` load their
 scripts and styles from ``/_/static/docs/`` (the files of the
 ``fastapi-offline`` package), so they work on an air-gapped site.
 """
 
 from __future__ import annotations
 
-import html
 from importlib.resources import files
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -19,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import openapi
 from app.api.deps import ReaderDep
+from app.web.routes import status_page
 
 router = APIRouter()
 
@@ -84,27 +84,7 @@ def home(request: Request, reader: ReaderDep) -> Response:
     headers = {"Vary": "Accept", "Cache-Control": "no-cache"}
     if prefers_json(request.headers.get("accept")):
         return JSONResponse(info, headers=headers)
-    rows = "\n".join(
-        f"<li><code>{html.escape(path)}</code> {html.escape(what)}</li>" for path, what in ENDPOINTS
-    )
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>pubtrail: {html.escape(reader.origin)}</title></head>
-<body>
-<h1>pubtrail</h1>
-<p>A trusted-publishing front for a Python package index, with a transparency log.</p>
-<dl>
-<dt>log origin</dt><dd><code>{html.escape(reader.origin)}</code></dd>
-<dt>size</dt><dd>{latest.size} entries</dd>
-<dt>verifier key</dt><dd><code>{html.escape(reader.verifier_key)}</code></dd>
-</dl>
-<ul>
-{rows}
-</ul>
-</body>
-</html>
-"""
-    return HTMLResponse(page, headers=headers)
+    return status_page(request, ENDPOINTS)
 
 
 def install_docs(app: FastAPI) -> None:
