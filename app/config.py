@@ -48,6 +48,8 @@ class Settings:
     batch_max: int = 1000
     upload_token_lifetime: int = 15 * 60
     max_upload_size: int = 100 * 1024 * 1024
+    #: days after a release's first file during which more files may be added to it (PyPI: 14)
+    release_file_window_days: int = 14
     jwks_refresh_cooldown: float = 60.0
     header_timeout: float = 10.0
     body_chunk_timeout: float = 30.0
@@ -117,6 +119,9 @@ class Settings:
                 _float(env, "PUBTRAIL_UPLOAD_TOKEN_LIFETIME", cls.upload_token_lifetime)
             ),
             max_upload_size=int(_float(env, "PUBTRAIL_MAX_UPLOAD_SIZE", cls.max_upload_size)),
+            release_file_window_days=int(
+                _float(env, "PUBTRAIL_RELEASE_FILE_WINDOW_DAYS", cls.release_file_window_days)
+            ),
             jwks_refresh_cooldown=_float(env, "PUBTRAIL_JWKS_REFRESH_COOLDOWN", cls.jwks_refresh_cooldown),
             header_timeout=_float(env, "PUBTRAIL_HEADER_TIMEOUT", cls.header_timeout),
             body_chunk_timeout=_float(env, "PUBTRAIL_BODY_CHUNK_TIMEOUT", cls.body_chunk_timeout),

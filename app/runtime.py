@@ -28,6 +28,7 @@ from app.oidc.providers import IssuerRegistry
 from app.oidc.verifier import TokenVerifier
 from app.private_files import create_private_file, make_private_dir
 from app.sequencer import Sequencer
+from app.services.api_tokens import ApiTokens
 from app.services.deliveries import Deliveries
 from app.services.exchange import TokenExchange, backfill_identities
 from app.services.incidents import Incidents
@@ -58,6 +59,7 @@ class Runtime:
     blobs: BlobStore
     uploads: Uploads
     provenance: Provenance
+    api_tokens: ApiTokens
     dev_issuer: DevIssuer | None = None
     incidents: Incidents = field(init=False)  # declared incidents and what they cover
     monitors: Monitors = field(init=False)  # server-side watch rules with webhooks
@@ -147,6 +149,7 @@ def build_runtime(
     tokens = UploadTokens(engine)
     make_private_dir(settings.data_dir / "files")
     blobs = BlobStore(settings.data_dir / "files")
+    api_tokens = ApiTokens(engine, log, clock)
     try:  # read once, at start: attestations are verified offline against it
         sigstore_verifier = attestation_verifier(settings.sigstore_trust_root)
     except TrustRootError as exc:
@@ -154,6 +157,7 @@ def build_runtime(
     uploads = Uploads(
         engine, log, tokens, blobs, metrics, clock, max_upload_size=settings.max_upload_size,
         help_url=settings.public_url + HELP_PATH, sigstore_verifier=sigstore_verifier,
+        api_tokens=api_tokens, release_file_window_days=settings.release_file_window_days,
     )
     return Runtime(
         settings=settings,
@@ -168,6 +172,7 @@ def build_runtime(
         blobs=blobs,
         uploads=uploads,
         provenance=Provenance(engine, reader),
+        api_tokens=api_tokens,
         dev_issuer=dev_issuer,
     )
 

@@ -1,4 +1,4 @@
-"""Admin API: trusted publishers and upload tokens. Bearer-authenticated.
+"""Admin API: trusted publishers, upload tokens, project API tokens and settings. Bearer-authenticated.
 
 Every route authenticates from the headers before it reads a byte of the
 body, so a caller without the admin token can make pubtrail neither buffer
@@ -153,3 +153,75 @@ async def revoke_token(token_id: str, request: Request, runtime: RuntimeDep, adm
         raise BadRequest('the request body must be a JSON object with at most a "reason" field')
     receipt = await runtime.token_admin.revoke(token_id, admin, (body or {}).get("reason"))
     return {"revoked": token_id, "receipt": receipt.to_json()}
+
+
+# --- long-lived API tokens and project settings -------------------------------------
+
+_TOKEN_BODY = 'the body is not a JSON object with exactly a "description" string (at most 200 printable characters)'
+
+
+@router.post(
+    "/projects/{project}/tokens",
+    status_code=201,
+    summary="Create a long-lived API token for a project (logged)",
+    description="Body `{\"description\": \"ci-legacy\"}`. Answers `{id, token, description, created_at, project}` "
+    "and the receipt of the `api_token` entry. The secret (`token`) is shown only here; twine uses it as the "
+    "password with the user `__token__`. Only its hash is kept.",
+    openapi_extra=_json_object_body({"description": "ci-legacy"}, required=True),
+    responses={
+        **openapi.errors({400: f"{_BAD_PROJECT}, or {_TOKEN_BODY}", 404: "the project has no files and never had a publisher"}),
+        **openapi.BODY_REFUSALS,
+    },
+)
+async def create_api_token(project: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> dict:
+    body = await _json_body(request, required=True)
+    if not isinstance(body, dict) or set(body) != {"description"}:
+        raise BadRequest('the request body must be a JSON object with exactly a "description" field')
+    created, receipt = await runtime.api_tokens.create(project, body["description"], admin)
+    return {**created, "receipt": receipt.to_json()}
+
+
+@router.get(
+    "/projects/{project}/tokens",
+    summary="List a project's API tokens (no secrets)",
+    description="Every API token of the project, revoked ones too, oldest first.",
+    responses=openapi.errors({400: _BAD_PROJECT, 404: "the project has no files and never had a publisher"}),
+)
+def list_api_tokens(project: str, runtime: RuntimeDep, _admin: AdminDep) -> dict:
+    return {"tokens": [t.to_json() for t in runtime.api_tokens.list(project)]}
+
+
+@router.delete(
+    "/projects/{project}/tokens/{token_id}",
+    summary="Revoke a project's API token (logged)",
+    responses=openapi.errors({400: _BAD_PROJECT, 404: "no live API token with that id for the project"}),
+)
+async def revoke_api_token(project: str, token_id: str, runtime: RuntimeDep, admin: AdminDep) -> dict:
+    revoked, receipt = await runtime.api_tokens.revoke(project, token_id, admin)
+    return {"token": revoked.to_json(), "receipt": receipt.to_json()}
+
+
+@router.patch(
+    "/projects/{project}",
+    summary="Change a project's settings (logged)",
+    description='Body `{"trusted_publishing_only": true}`: API-token uploads to the project are then refused '
+    "(403). Answers with the settings and the receipt of the `project_settings` entry.",
+    openapi_extra=_json_object_body({"trusted_publishing_only": True}, required=True),
+    responses={
+        **openapi.errors(
+            {
+                400: f'{_BAD_PROJECT}, or the body is not {{"trusted_publishing_only": true|false}}',
+                404: "the project has no files and never had a publisher",
+            }
+        ),
+        **openapi.BODY_REFUSALS,
+    },
+)
+async def patch_project(project: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> dict:
+    body = await _json_body(request, required=True)
+    if not isinstance(body, dict) or set(body) != {"trusted_publishing_only"}:
+        raise BadRequest('the request body must be a JSON object with exactly a "trusted_publishing_only" field')
+    settings, receipt = await runtime.api_tokens.set_trusted_publishing_only(
+        project, body["trusted_publishing_only"], admin
+    )
+    return {**settings, "receipt": receipt.to_json()}

@@ -21,6 +21,10 @@
     pubtrail blast-radius|provenance --mirror DIR ...
                                              answer from that mirror
     pubtrail publishers add|list|remove ...  manage trusted publishers through the admin API
+    pubtrail tokens create|list|revoke PROJECT ...
+                                             a project's long-lived API tokens (admin API, logged)
+    pubtrail projects set PROJECT --trusted-publishing-only true|false
+                                             refuse API-token uploads to a project (admin API, logged)
     pubtrail incidents declare|list|show ... declare an incident (admin API), read incidents
     pubtrail dev token --repository O/R --workflow F [--url URL]
                                              print a GitHub-shaped token from a development server's issuer
@@ -39,12 +43,16 @@ import logging
 import sys
 from typing import NoReturn
 
-from app.cli import audit, blast_radius, dev, export, incidents, keygen, monitor, provenance, publishers, serve, verify, witness
+from app.cli import (
+    api_tokens, audit, blast_radius, dev, export, incidents, keygen, monitor, provenance, publishers, serve, verify, witness,
+)
 from app.cli.errors import USAGE, CliError, describe
 
 __all__ = ["main", "build_parser"]
 
-GROUPS = (serve, audit, export, keygen, verify, blast_radius, monitor, provenance, publishers, incidents, dev, witness)
+GROUPS = (
+    serve, audit, export, keygen, verify, blast_radius, monitor, provenance, publishers, api_tokens, incidents, dev, witness,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,7 +12,8 @@ PyPI's:
 3. :func:`validate_filename`, :func:`check_content_type`
 4. (size limit: enforced while parsing) :func:`check_digests`
 5. duplicate / filename-reuse checks against the database (not here; use
-   :func:`~app.distributions.errors.file_already_exists`)
+   :func:`~app.distributions.errors.file_already_exists`), then
+   :func:`check_release_window` (the release's first file from the database)
 6. :func:`check_archive`
 """
 
@@ -354,6 +355,20 @@ def check_digests(fields: dict[str, list[str]], staged: StagedFile) -> None:
                 "The digest supplied does not match a digest calculated from the uploaded file.",
                 field=f"{kind}_digest",
             )
+
+
+DAY = 86_400
+
+
+def check_release_window(release_created: float | None, now: float, window_days: int) -> None:
+    """PyPI's stale-release guard (warehouse ``MAXIMUM_AGE_FOR_NEW_UPLOADS_DAYS``): a new
+    file for a release whose first file was uploaded more than ``window_days`` days
+    before ``now`` is refused, so a stolen token cannot add files to an old, trusted
+    release. ``release_created`` None: a new release, always allowed."""
+    if release_created is not None and release_created < now - window_days * DAY:
+        raise UploadError(
+            400, f"Uploading new files to releases older than {window_days} days is not allowed."
+        )
 
 
 def _invalid_dist(detail: str | None = None) -> UploadError:

@@ -14,6 +14,8 @@ such as a token's secret hash or a row's surrogate key, are left out):
     incident, incident_token                      from `incident` entries
     publisher                                     from `publisher` entries (add, then remove)
     project, release_file                         from `upload` entries
+    api_token                                     from `api_token` entries (create, then revoke)
+    project_setting                               from `project_settings` entries (the newest per project)
     release_attestation                           from `upload` entries (v2 `attestations`); each
                                                   stored body must hash to the digest its entry logged
 
@@ -36,10 +38,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from app.entries import (
+    ApiTokenEntry,
     Entry,
     EntryError,
     ExchangeEntry,
     IncidentEntry,
+    ProjectSettingsEntry,
     PublisherEntry,
     RevocationEntry,
     UploadEntry,
@@ -47,16 +51,19 @@ from app.entries import (
     parse_rfc3339,
 )
 from app.oidc.publishers import PublisherConfigError, publisher_from_config
+from app.services.api_tokens import api_token_row, setting_row
 from app.services.exchange import claim_text, identity_row
 from app.services.incidents import incident_rows
 from app.storage.log_store import StoredEntry
 from app.storage.tables import (
+    ApiToken,
     Exchange,
     ExchangeClaim,
     ExchangeIdentity,
     Incident,
     IncidentToken,
     Project,
+    ProjectSetting,
     Publisher,
     ReleaseAttestation,
     ReleaseFile,
@@ -83,6 +90,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "release_attestation": ("log_index", "position", "filename", "predicate_type", "sha256"),
     "incident": tuple(c.name for c in Incident.__table__.columns),
     "incident_token": tuple(c.name for c in IncidentToken.__table__.columns),
+    "api_token": tuple(c.name for c in ApiToken.__table__.columns if c.name != "secret_hash"),
+    "project_setting": tuple(c.name for c in ProjectSetting.__table__.columns),
 }
 _TABLES = {
     t.name: t
@@ -90,7 +99,7 @@ _TABLES = {
         Exchange.__table__, ExchangeClaim.__table__, ExchangeIdentity.__table__, UploadToken.__table__,
         TokenRevocation.__table__, Publisher.__table__, Project.__table__, ReleaseFile.__table__,
         ReleaseAttestation.__table__,
-        Incident.__table__, IncidentToken.__table__,
+        Incident.__table__, IncidentToken.__table__, ApiToken.__table__, ProjectSetting.__table__,
     )
 }
 
@@ -130,6 +139,8 @@ class _Replay:
         self.tokens: dict[str, list[Any]] = {}
         self.revoked: dict[str, int] = {}
         self.publishers: list[dict[str, Any]] = []
+        self.api_tokens: dict[str, dict[str, Any]] = {}
+        self.settings: dict[str, dict[str, Any]] = {}
         self.projects: set[str] = set()
         self.problems: list[str] = []
 
@@ -146,6 +157,10 @@ class _Replay:
             self._digest("token_revocation", dict(
                 token_id=entry.token_id, revoked_at=at, revoked_by=entry.actor, reason=entry.reason, log_index=index
             ))
+        elif isinstance(entry, ApiTokenEntry):
+            self._api_token(index, entry)
+        elif isinstance(entry, ProjectSettingsEntry):
+            self.settings[entry.project] = setting_row(index, entry)
         elif isinstance(entry, IncidentEntry):
             incident, tokens = incident_rows(index, entry)
             self._digest("incident", incident)
@@ -185,6 +200,19 @@ class _Replay:
             self.projects.add(entry.project)
             self._digest("project", dict(name=entry.project, created_at=at, created_log_index=index))
 
+    def _api_token(self, index: int, entry: ApiTokenEntry) -> None:
+        if entry.action == "create":
+            if entry.token_id in self.api_tokens:
+                self.problems.append(f"entry {index}: creates API token {entry.token_id} a second time")
+                return
+            self.api_tokens[entry.token_id] = api_token_row(index, entry)
+            return
+        row = self.api_tokens.get(entry.token_id)
+        if row is None or row["revoked_at"] is not None or row["project"] != entry.project:
+            self.problems.append(f"entry {index}: revokes API token {entry.token_id}, not live for {entry.project}")
+            return
+        row.update(revoked_at=parse_rfc3339(entry.time), revoked_by=entry.actor, revoked_log_index=index)
+
     def _publisher(self, index: int, entry: PublisherEntry) -> None:
         at = parse_rfc3339(entry.time)
         if entry.action == "add":
@@ -210,6 +238,10 @@ class _Replay:
             self.digests["upload_token"].add([*values, self.revoked.get(token_id)])
         for row in self.publishers:
             self._digest("publisher", row)
+        for row in self.api_tokens.values():
+            self._digest("api_token", row)
+        for row in self.settings.values():
+            self._digest("project_setting", row)
         return self.digests
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from app.entries import TRUSTED_PUBLISHING
 from app.storage.tables import UploadToken
 
 PREFIX = "pubtrail-v1"
@@ -49,6 +50,7 @@ class TokenGrant:
     projects: tuple[str, ...]
     exchange_log_index: int
     expires_at: int
+    auth: str = TRUSTED_PUBLISHING  # (an API token's grant is `app.services.api_tokens.ApiTokenGrant`)
 
 
 def new_token(now: float, lifetime: int) -> NewToken:

@@ -54,7 +54,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import Engine, bindparam, exists, or_, select
+from sqlalchemy import Engine, bindparam, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sigstore.verify import Verifier
@@ -70,14 +70,17 @@ from app.distributions.validate import (
     check_archive,
     check_content_type,
     check_digests,
+    check_release_window,
     validate_filename,
     validate_metadata_fields,
 )
-from app.entries import TRUSTED_PUBLISHING, ExchangeEntry, UploadEntry, decode, parse_rfc3339, rfc3339
+from app.entries import API_TOKEN, TRUSTED_PUBLISHING, ExchangeEntry, UploadEntry, decode, parse_rfc3339, rfc3339
 from app.metrics import Metrics
 from app.oidc.publishers import identity_summary
 from app.sequencer import Receipt
 from app.services.log import Log
+from app.services.api_tokens import PREFIX as API_TOKEN_PREFIX
+from app.services.api_tokens import ApiTokenGrant, ApiTokenRejected, ApiTokens
 from app.services.upload_tokens import TokenGrant, TokenRejected, UploadTokens
 from app.storage.tables import Exchange, LogEntry, Project, Publisher, ReleaseAttestation, ReleaseFile, UploadToken
 from app.tlog import MAX_ENTRY_SIZE
@@ -135,6 +138,9 @@ _PUBLISHER_REGISTERED = (
 _TOKEN_LIVE = select(
     _token.c.revoked_at, _token.c.expires_at, _PUBLISHER_REGISTERED.label("registered")
 ).where(_token.c.id == bindparam("id"))
+_RELEASE_CREATED = select(func.min(_release.c.uploaded_at)).where(
+    _release.c.project == bindparam("project"), _release.c.version == bindparam("version")
+)
 _REFERENCED = select(_release.c.filename).where(_release.c.sha256 == bindparam("sha256")).limit(1)
 _EXCHANGE_DATA = select(_log_entry.c.data).where(_log_entry.c.index == bindparam("index"))
 
@@ -204,6 +210,8 @@ class Uploads:
         *,
         max_upload_size: int,
         help_url: str = DEFAULT_HELP_URL,
+        api_tokens: ApiTokens | None = None,
+        release_file_window_days: int = 14,
         sigstore_verifier: Verifier | None = None,
     ):
         """``help_url`` is the base of the "See ... for more information." links
@@ -219,6 +227,10 @@ class Uploads:
         self.clock = clock
         self.max_upload_size = max_upload_size
         self.help_url = help_url
+        #: long-lived project API tokens (twine's password may be one); None: upload tokens only
+        self.api_tokens = api_tokens
+        #: PyPI's stale-release guard: no new file for a release whose first file is older than this
+        self.release_file_window_days = release_file_window_days
         self._sigstore_verifier = sigstore_verifier
         self._identities: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._identities_lock = threading.Lock()
@@ -248,7 +260,7 @@ class Uploads:
             self.metrics.uploads.labels("auth_failed").inc()
             raise
 
-    def _authenticate(self, authorization: str | None) -> TokenGrant:
+    def _authenticate(self, authorization: str | None) -> TokenGrant | ApiTokenGrant:
         if not authorization:
             raise _invalid_auth(None, self.help_url)
         scheme, _, encoded = authorization.strip().partition(" ")
@@ -266,8 +278,10 @@ class Uploads:
                 f"only upload tokens are accepted, with the username {TOKEN_USERNAME!r}", self.help_url
             )
         try:
+            if self.api_tokens is not None and password.startswith(API_TOKEN_PREFIX + "."):
+                return self.api_tokens.authenticate(password)
             return self.tokens.authenticate(password, self.clock())
-        except TokenRejected as exc:
+        except (TokenRejected, ApiTokenRejected) as exc:
             raise UploadError(403, f"{exc}. See {self.help_url}#invalid-auth for more information.") from None
 
     # --- the upload ---------------------------------------------------------------
@@ -340,10 +354,14 @@ class Uploads:
         check_digests(fields, staged)
         with self.engine.connect() as conn:
             # checked again under the write lock; here so that a refused upload stores nothing
-            self._check_token_live(conn, grant.token_id, meta.normalized_name, self.clock())
+            self._check_token_live(conn, grant.token_id, meta.normalized_name, self.clock(), grant.auth)
             stored = _colliding_file(conn, staged.filename, staged.sha256)
+            release_created = conn.execute(
+                _RELEASE_CREATED, {"project": meta.normalized_name, "version": str(meta.version)}
+            ).scalar()
         if stored is not None:
             return self._duplicate(stored, staged.filename, staged.sha256, staged.blake2b_256)
+        check_release_window(release_created, self.clock(), self.release_file_window_days)
         check_archive(staged.path, staged.filename)
         entry = self._entry(grant, meta, staged)  # before the commit: a failure here stores nothing
         attested = self._verify_attestations(form, entry)
@@ -395,7 +413,15 @@ class Uploads:
             return AlreadyStored(filename, sha256, stored.log_index)
         raise file_already_exists(filename, blake2b_256, help_url=self.help_url)
 
-    def _entry(self, grant: TokenGrant, meta: Metadata, staged: StagedFile) -> UploadEntry:
+    def _entry(self, grant: TokenGrant | ApiTokenGrant, meta: Metadata, staged: StagedFile) -> UploadEntry:
+        if isinstance(grant, ApiTokenGrant):
+            authorised: dict[str, Any] = dict(auth=API_TOKEN, exchange_index=None, publisher=None)
+        else:
+            authorised = dict(
+                auth=TRUSTED_PUBLISHING,
+                exchange_index=grant.exchange_log_index,
+                publisher=self.publisher_identity(grant.exchange_log_index),
+            )
         return UploadEntry(
             time=rfc3339(self.clock()),
             project=meta.normalized_name,
@@ -407,10 +433,8 @@ class Uploads:
             blake2b_256=staged.blake2b_256,
             requires_python=meta.requires_python,
             token_id=grant.token_id,
-            exchange_index=grant.exchange_log_index,
-            publisher=self.publisher_identity(grant.exchange_log_index),
-            auth=TRUSTED_PUBLISHING,
             attestations=[],
+            **authorised,
         )
 
     def _projection(self, entry: UploadEntry, attestation_bodies: list[bytes]):
@@ -433,7 +457,7 @@ class Uploads:
             # Runs under the log's write lock: no other upload's rows can appear between
             # the collision check and the insert, and a revocation that landed while the
             # body streamed in is seen here.
-            self._check_token_live(conn, entry.token_id, entry.project, parse_rfc3339(entry.time))
+            self._check_token_live(conn, entry.token_id, entry.project, parse_rfc3339(entry.time), entry.auth)
             if conn.execute(_INSERT_RELEASE_UNLESS_COLLIDING, {**row, "log_index": index}).first() is None:
                 stored = _colliding_file(conn, entry.filename, entry.sha256)
                 if stored is None:
@@ -454,9 +478,17 @@ class Uploads:
 
         return write_rows
 
-    def _check_token_live(self, conn: Connection, token_id: str, project: str, now: float) -> None:
+    def _check_token_live(
+        self, conn: Connection, token_id: str, project: str, now: float, auth: str = TRUSTED_PUBLISHING
+    ) -> None:
         """403 unless the token is unrevoked and unexpired at ``now`` and the
-        trusted publisher that minted it is still registered for ``project``."""
+        trusted publisher that minted it is still registered for ``project``;
+        for an API token: unrevoked, and the project not trusted-publishing-only."""
+        if auth == API_TOKEN:
+            why = ApiTokens.still_allowed(conn, token_id, project)
+            if why is not None:
+                raise UploadError(403, f"{why}. See {self.help_url}#invalid-auth for more information.")
+            return
         live = conn.execute(_TOKEN_LIVE, {"id": token_id, "project": project}).first()
         if live is None or live.revoked_at is not None or now >= live.expires_at:
             raise UploadError(

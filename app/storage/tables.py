@@ -5,7 +5,7 @@ Two groups:
 * the log itself (`LogState`, `LogEntry`, `LogTile`, `SignedCheckpoint`): the
   source of truth, enough to rebuild everything else;
 * projections of log entries (`Publisher`, `Exchange`, `ExchangeClaim`,
-  `ExchangeIdentity`, `UploadToken`, `TokenRevocation`, `Project`,
+  `ExchangeIdentity`, `UploadToken`, `TokenRevocation`, `Project`, `ApiToken`, `ProjectSetting`,
   `ReleaseFile`, `ReleaseAttestation`, `Incident`, `IncidentToken`) and operational state that is not logged (`UsedJti`,
   `FailedExchange`, `LogHalt`).
 
@@ -203,8 +203,9 @@ class ReleaseFile(SQLModel, table=True):
     requires_python: Optional[str] = None
     uploaded_at: int = Field(sa_column=_bigint(index=True))
     log_index: int = Field(sa_column=_bigint(unique=True))
-    token_id: str = Field(index=True)
-    exchange_log_index: int = Field(sa_column=_bigint(index=True))
+    token_id: str = Field(index=True)  # the upload token's, or (exchange_log_index NULL) the API token's
+    # the exchange that minted the upload token; NULL for an upload authorised by an API token
+    exchange_log_index: Optional[int] = Field(default=None, sa_column=_bigint(index=True, nullable=True))
 
 
 class ReleaseAttestation(SQLModel, table=True):
@@ -221,6 +222,35 @@ class ReleaseAttestation(SQLModel, table=True):
     predicate_type: str
     sha256: str
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    """A long-lived API token of one project, from its `api_token` entries (create,
+    then maybe revoke). `secret_hash` is operational (SHA-256 of the secret, which no
+    entry holds); every other column comes from the entries."""
+
+    __tablename__ = "api_token"
+    id: str = Field(primary_key=True)
+    project: str = Field(index=True)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    secret_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: int = Field(sa_column=_bigint())
+    created_by: str
+    created_log_index: int = Field(sa_column=_bigint(unique=True))
+    revoked_at: Optional[int] = Field(default=None, sa_column=_bigint(nullable=True))
+    revoked_by: Optional[str] = None
+    revoked_log_index: Optional[int] = Field(default=None, sa_column=_bigint(nullable=True))
+
+
+class ProjectSetting(SQLModel, table=True):
+    """A project's settings, from its newest `project_settings` entry."""
+
+    __tablename__ = "project_setting"
+    project: str = Field(primary_key=True)
+    trusted_publishing_only: bool
+    updated_at: int = Field(sa_column=_bigint())
+    updated_by: str
+    log_index: int = Field(sa_column=_bigint(unique=True))
 
 
 class Incident(SQLModel, table=True):

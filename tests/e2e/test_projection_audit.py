@@ -8,10 +8,12 @@ from sqlalchemy import delete, insert, update
 from app.services.log_audit import audit_sequencer
 from app.services.projection_audit import COLUMNS
 from app.storage.tables import (
+    ApiToken,
     ExchangeClaim,
     ExchangeIdentity,
     Incident,
     IncidentToken,
+    ProjectSetting,
     Publisher,
     ReleaseFile,
     TokenRevocation,
@@ -42,6 +44,17 @@ def busy(service, tmp_path):
     })
     assert declared.status_code == 201, declared.text
     assert len(declared.json()["revoked_tokens"]) == 1
+    # a long-lived API token used, another revoked, and a project switched to trusted publishing only
+    used = service.client.post(f"/api/v1/projects/{PROJECT}/tokens", json={"description": "ci"}, headers=service.admin)
+    assert used.status_code == 201, used.text
+    assert _post(service, build_wheel(tmp_path, "1.0.2"), token=used.json()["token"], version="1.0.2").status_code == 200
+    gone = service.client.post(f"/api/v1/projects/{PROJECT}/tokens", json={"description": "old"}, headers=service.admin)
+    assert service.client.delete(
+        f"/api/v1/projects/{PROJECT}/tokens/{gone.json()['id']}", headers=service.admin
+    ).status_code == 200
+    assert service.client.patch(
+        "/api/v1/projects/other-project", json={"trusted_publishing_only": True}, headers=service.admin
+    ).status_code == 200
     return service
 
 
@@ -52,8 +65,8 @@ def _audit(service):
 def test_every_query_table_is_rebuilt_from_the_entries(busy):
     report = _audit(busy)
     assert report.ok, report.summary()
-    assert report.query_tables == len(COLUMNS) == 11
-    assert "11 query tables checked" in report.summary()
+    assert report.query_tables == len(COLUMNS) == 13
+    assert "13 query tables checked" in report.summary()
 
 
 def test_every_table_is_log_projection_or_named_operational():
@@ -77,6 +90,9 @@ def test_every_table_is_log_projection_or_named_operational():
         ("token_revocation", lambda t: update(t).values(revoked_by="nobody")),
         ("incident", lambda t: update(t).values(description="nothing happened")),
         ("incident_token", lambda t: delete(t)),
+        ("api_token", lambda t: update(t).values(revoked_at=None, revoked_by=None, revoked_log_index=None)),
+        ("api_token", lambda t: update(t).values(description="innocent")),
+        ("project_setting", lambda t: update(t).values(trusted_publishing_only=False)),
         ("publisher", lambda t: update(t).values(removed_at=None, removed_by=None, removed_log_index=None)),
         ("publisher", lambda t: insert(t).values(
             id="f" * 16, project="x", provider="github", lookup_key="github:a/b", config="{}", added_at=0,
@@ -87,6 +103,7 @@ def test_every_table_is_log_projection_or_named_operational():
 def test_a_table_that_disagrees_with_the_entries_is_reported(busy, table, change):
     tables = {t.__table__.name: t.__table__ for t in (
         ReleaseFile, ExchangeIdentity, ExchangeClaim, UploadToken, TokenRevocation, Publisher, Incident, IncidentToken,
+        ApiToken, ProjectSetting,
     )}
     with busy.runtime.engine.begin() as conn:
         assert conn.execute(change(tables[table])).rowcount != 0
