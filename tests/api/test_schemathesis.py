@@ -96,6 +96,7 @@ def _seed(client, issuer: LocalOIDCIssuer, tmp_path: Path) -> Pubtrail:
     basic = "Basic " + base64.b64encode(f"__token__:{mint()}".encode()).decode()
     uploaded = client.post("/legacy/", data=body, headers={"Content-Type": content_type, "Authorization": basic})
     assert uploaded.status_code == 200, (uploaded.status_code, uploaded.text)
+    _seed_attested(client, issuer, admin)
     body = client.get("/api/v1/log").json()["checkpoint"].split("\n\n")[0] + "\n"
     return Pubtrail(
         cosignature=body + "\n" + cosig.CosignatureSigner(WITNESS[0]).cosign(body, int(NOW)),
@@ -105,6 +106,24 @@ def _seed(client, issuer: LocalOIDCIssuer, tmp_path: Path) -> Pubtrail:
         wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
         wheel_name=wheel.name,
     )
+
+
+def _seed_attested(client, issuer: LocalOIDCIssuer, admin: dict[str, str]) -> None:
+    """Upload the real attested sdist (tests/testdata/pep740) through the publisher that signed it."""
+    from tests.e2e.test_attestations import CLAIMS, PROJECT as ATTESTED, PUBLISH, SDIST, VERSION
+
+    publisher = {"provider": "github", "repository": CLAIMS["repository"], "workflow": CLAIMS["workflow"],
+                 "repository_owner_id": CLAIMS["repository_owner_id"]}
+    assert client.post(f"/api/v1/projects/{ATTESTED}/publishers", json=publisher, headers=admin).status_code == 201
+    claims = issuer.github_claims(now=NOW, **CLAIMS)
+    token = client.post("/_/oidc/mint-token", json={"token": issuer.sign(claims)}).json()["token"]
+    fields = twine_fields(SDIST.name, SDIST.read_bytes(), name=ATTESTED, version=VERSION, filetype="sdist",
+                          pyversion="source")
+    fields.insert(-1, ("attestations", f"[{PUBLISH.read_text()}]"))
+    body, content_type = encode(fields)
+    basic = "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()
+    uploaded = client.post("/legacy/", data=body, headers={"Content-Type": content_type, "Authorization": basic})
+    assert uploaded.status_code == 200, (uploaded.status_code, uploaded.text)
 
 
 @pytest.fixture
@@ -171,6 +190,11 @@ def _known_good(pubtrail: Pubtrail) -> dict[str, list[dict[str, Any]]]:
             {"path_parameters": {"sha256": sha256}} for sha256 in (pubtrail.wheel_sha256, pubtrail.wheel_sha256.upper())
         ],
         "GET /api/v1/projects/{project}": [{"path_parameters": {"project": PROJECT}}],
+        "GET /integrity/{project}/{version}/{filename}/provenance": [
+            {"path_parameters": {"project": "pypi-attestations", "version": "0.0.19",
+                                 "filename": "pypi_attestations-0.0.19.tar.gz"}, "accept": accept}
+            for accept in ("application/vnd.pypi.integrity.v1+json", "application/json", "text/html")
+        ] + [{"path_parameters": {"project": PROJECT, "version": "1.0", "filename": pubtrail.wheel_name}}],
         "GET /api/v1/projects/{project}/{version}": [{"path_parameters": {"project": PROJECT, "version": "1.0"}}],
         "POST /api/v1/log/cosignatures": [{"body": pubtrail.cosignature, "media_type": "text/plain"}],
         "POST /api/v1/monitors": [
