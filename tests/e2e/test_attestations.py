@@ -373,3 +373,27 @@ def test_files_without_attestations(service, tmp_path, offline, capsys) -> None:
     capsys.readouterr()
     assert main(["verify", str(SDIST), "--server", service.url, "--key", key]) == 0
     assert "attestations none" in " ".join(capsys.readouterr().out.split())
+
+
+def test_upload_entries_logged_before_attestations_still_decode_and_verify(service, monkeypatch, offline, capsys) -> None:
+    """A v1 upload entry (as every upload was logged before entries carried attestations)
+    is served, proven and verified as before: no attestations, no provenance URL."""
+    from dataclasses import replace
+
+    from app.services.uploads import Uploads
+
+    as_logged = Uploads._entry
+    monkeypatch.setattr(Uploads, "_entry", lambda self, *a: replace(as_logged(self, *a), v=1, attestations=None))
+    _publisher(service)
+    assert _post(service, _token(service), None).status_code == 200
+    answer = service.client.get(f"/api/v1/log/entries/{service.log_size() - 1}").json()
+    assert answer["entry"]["v"] == 1 and "attestations" not in answer["entry"]
+    assert decode(base64.b64decode(answer["entry_bytes"])).encode() == base64.b64decode(answer["entry_bytes"])
+    provenance = service.client.get(f"/api/v1/provenance/{SHA256}").json()
+    assert (provenance["attestations"], provenance["provenance_url"]) == ([], None)
+    assert service.client.get(INTEGRITY).status_code == 404
+    key = service.client.get("/api/v1/log").json()["verifier_key"]
+    capsys.readouterr()
+    assert main(["verify", str(SDIST), "--server", service.url, "--key", key]) == 0
+    assert "attestations none" in " ".join(capsys.readouterr().out.split())
+    assert audit_sequencer(service.runtime.log.sequencer).ok
