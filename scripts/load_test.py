@@ -8,8 +8,9 @@ Starts `pubtrail serve` (development mode, for its OIDC issuer) in a
 temporary data folder, on SQLite or on the PostgreSQL database given by
 `--database-url` (emptied first), with `--processes` server processes
 sharing the port (`serve --workers N`, as the two-process PostgreSQL tests
-run it). It registers a GitHub trusted publisher, mints an upload token
-through the public exchange and seeds a few uploads, then keeps `--clients`
+run it), with the edge settings of compose.yaml's API processes. It
+registers a GitHub trusted publisher, mints an upload token through the
+public exchange and seeds a few uploads, then keeps `--clients`
 keep-alive connections busy for `--duration` seconds with this mix (weights
 out of 100, chosen at random per request):
 
@@ -58,6 +59,17 @@ from scripts.bench_log import reset_postgres  # noqa: E402
 from scripts.bench_upload import PROJECT, basic, setup, wheel_bytes  # noqa: E402
 from scripts.loadgen import CONNECTION_LOST, TIMED_OUT, raw_request, run_mix  # noqa: E402
 from tests.distributions.builders import encode, twine_fields  # noqa: E402
+
+#: the pubtrail settings of compose.yaml that are not names, paths or secrets: every run here uses them,
+#: so the figures are those of the deployment's configuration
+def compose_tunables(path: Path = ROOT / "compose.yaml") -> dict[str, str]:
+    import yaml
+
+    environment = yaml.safe_load(path.read_text())["x-pubtrail-api"]["environment"]
+    skip = {"PUBTRAIL_ORIGIN", "PUBTRAIL_PUBLIC_URL", "PUBTRAIL_DATA_DIR"}
+    return {name: str(value) for name, value in environment.items()
+            if name.startswith("PUBTRAIL_") and name not in skip and not name.endswith("_FILE")}
+
 
 MIX = {
     "exchange": 12, "upload": 10, "inclusion": 12, "consistency": 8, "entry": 10, "checkpoint": 8,
@@ -216,7 +228,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pubtrail-load-") as tmp:
         data_dir = Path(tmp) / "data"
         port = free_port()
-        extra = {"PUBTRAIL_UPLOAD_TOKEN_LIFETIME": str(int(args.duration) + 3600)}
+        extra = {**compose_tunables(), "PUBTRAIL_UPLOAD_TOKEN_LIFETIME": str(int(args.duration) + 3600)}
         if args.database_url:
             extra["PUBTRAIL_DATABASE_URL"] = args.database_url
         server = start_server(data_dir, port, args.processes, extra)
