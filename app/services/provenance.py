@@ -22,7 +22,8 @@ item named in it can be proven at that size even while the log grows.
   provider, config). No inclusion proofs there: a page of 500 files would
   carry 1,000 proofs. Each item is provable at the answer's size with
   ``/api/v1/log/proof/inclusion?index=I&tree_size=N`` (or by its leaf hash),
-  and a file's provenance answer carries full proofs.
+  and a file's provenance answer carries full proofs. A file with PEP 740
+  attestations has its Integrity API URL as `provenance_url` (null otherwise).
 
 Identity continuity. A file's *previous release* is the newest upload of the
 same project with a different version logged before the file's upload (none
@@ -46,7 +47,7 @@ import re
 from typing import Any, Mapping, Protocol, Sequence
 
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import Engine, and_, bindparam, select
+from sqlalchemy import Engine, and_, bindparam, exists, select
 
 from app import tlog
 from app.entries import rfc3339
@@ -56,7 +57,7 @@ from app.identity import CONTINUITY_FIELDS, continuity, identity_fields
 from app.services.log_reader import EntryIntegrityError, LogReader
 from app.services.publishers import project_name
 from app.storage.log_store import StoredCheckpoint
-from app.storage.tables import LogEntry, Publisher, ReleaseFile
+from app.storage.tables import LogEntry, Publisher, ReleaseAttestation, ReleaseFile
 
 __all__ = ["CONTINUITY_FIELDS", "Provenance", "continuity", "parse_sha256"]
 
@@ -64,6 +65,7 @@ __all__ = ["CONTINUITY_FIELDS", "Provenance", "continuity", "parse_sha256"]
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 _release = ReleaseFile.__table__
+_attestation = ReleaseAttestation.__table__
 _entry = LogEntry.__table__
 _publisher = Publisher.__table__
 
@@ -98,6 +100,8 @@ _PROJECT_FILES = (
         _release.c.log_index,
         _release.c.exchange_log_index,
         _upload_leaf.c.leaf_hash,
+        _release.c.project,
+        exists().where(_attestation.c.log_index == _release.c.log_index).label("attested"),
     )
     .join(_upload_leaf, _upload_leaf.c.index == _release.c.log_index)
     .where(_release.c.project == bindparam("project"), _release.c.log_index < bindparam("size"))
@@ -347,6 +351,7 @@ def _files(
                     else {"version": before["version"], "filename": before["filename"], "upload": before["upload"]},
                 },
                 "incidents": list(incidents.get(row.log_index, ())),
+                "provenance_url": integrity_path(row.project, row.version, row.filename) if row.attested else None,
             }
         )
     return out

@@ -19,6 +19,13 @@ Nothing blocking runs on the event loop: the token look-up, the checks (the
 archive check inflates up to 64 MiB whatever the compressed size), the
 database reads and the blob fsyncs all run on the service's worker threads.
 
+PEP 740 attestations (the ``attestations`` field, ``app.attestations``) are
+checked last, after the duplicate and archive checks as on PyPI: each verified
+offline (Sigstore, the trust root read at start) against the file and the
+publisher identity the entry records; the entry lists each one's predicate type
+and digest, and the projection stores their canonical JSON
+(``release_attestation``) beside the file.
+
 Under the log's write lock, in the entry's own transaction, the projection
 checks the token again (revoked or expired while the body streamed in) and
 that its publisher is still registered for the project (removed meanwhile),

@@ -171,6 +171,8 @@ def test_twine_uploads_attestations_logged_served_byte_for_byte_and_verified_off
     provenance = service.client.get(f"/api/v1/provenance/{SHA256}").json()
     assert provenance["attestations"] == logged["attestations"]
     assert provenance["provenance_url"] == INTEGRITY
+    (release,) = service.client.get(f"/api/v1/projects/{PROJECT}").json()["releases"]
+    assert [f["provenance_url"] for f in release["files"]] == [INTEGRITY]
 
     # pubtrail verify: provenance proven against the pinned key, attestations verified offline
     download = tmp_path / "download"
@@ -369,6 +371,8 @@ def test_files_without_attestations(service, tmp_path, offline, capsys) -> None:
     assert simple["files"][0]["provenance"] is None
     provenance = service.client.get(f"/api/v1/provenance/{SHA256}").json()
     assert (provenance["attestations"], provenance["provenance_url"]) == ([], None)
+    (release,) = service.client.get(f"/api/v1/projects/{PROJECT}").json()["releases"]
+    assert release["files"][0]["provenance_url"] is None
     key = service.client.get("/api/v1/log").json()["verifier_key"]
     capsys.readouterr()
     assert main(["verify", str(SDIST), "--server", service.url, "--key", key]) == 0
