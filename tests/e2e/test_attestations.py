@@ -401,3 +401,18 @@ def test_upload_entries_logged_before_attestations_still_decode_and_verify(servi
     assert main(["verify", str(SDIST), "--server", service.url, "--key", key]) == 0
     assert "attestations none" in " ".join(capsys.readouterr().out.split())
     assert audit_sequencer(service.runtime.log.sequencer).ok
+
+
+def test_attestations_with_an_api_token_are_refused(service, offline) -> None:
+    """PyPI verifies attestations against the trusted publisher that authorised the
+    upload; an API token has none."""
+    _publisher(service)
+    created = service.client.post(f"/api/v1/projects/{PROJECT}/tokens", json={"description": "ci-legacy"},
+                                  headers=service.admin)
+    assert created.status_code == 201, created.text
+    before = _snapshot(service)
+    _refused(service, _post(service, created.json()["token"], f"[{PUBLISH.read_text()}]"),
+             "Attestations are only supported when using Trusted Publishing", before)
+    # the same upload without attestations is an API-token upload like any other
+    assert _post(service, created.json()["token"], None).status_code == 200
+    assert service.client.get(f"/api/v1/log/entries/{service.log_size() - 1}").json()["entry"]["auth"] == "api_token"
