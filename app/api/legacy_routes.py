@@ -66,6 +66,8 @@ _UPLOAD_FORM = {
         "sha256_digest": {"type": "string"},
         "blake2_256_digest": {"type": "string"},
         "md5_digest": {"type": "string"},
+        "attestations": {"type": "string", "description": "PEP 740: a JSON list of attestation objects (twine "
+                         "upload --attestations), at most one per predicate type; trusted publishing only"},
         "content": {"type": "string", "format": "binary", "description": "the distribution file"},
     },
 }
