@@ -490,14 +490,23 @@ def main(argv: list[str] | None = None) -> int:
             title, processes = "PostgreSQL, two server processes, one killed at a time", 2
         else:
             title, processes = "SQLite, one server process", 1
-        report = run(Path(tmp) / "data", kills=args.kills, clients=args.clients, database_url=args.database_url,
-                     processes=processes, min_up=args.min_up, max_up=args.max_up, seed=args.seed)
+        log = Path(tmp) / "servers.log"
+        try:
+            report = run(Path(tmp) / "data", kills=args.kills, clients=args.clients, database_url=args.database_url,
+                         processes=processes, min_up=args.min_up, max_up=args.max_up, seed=args.seed)
+        except BaseException:
+            print_log_tail(log)
+            raise
         print_report(report, title)
         if not report.ok:
-            log = Path(tmp) / "servers.log"
-            print("  server log (last lines):")
-            print("\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+            print_log_tail(log)
     return 0 if report.ok else 1
+
+
+def print_log_tail(log: Path, lines: int = 40) -> None:
+    if log.exists():
+        print(f"server log (last {lines} lines):")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
 
 
 if __name__ == "__main__":
