@@ -22,6 +22,7 @@ from importlib.resources import files
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -148,18 +149,17 @@ def project_page(request: Request, project: str) -> Response:
         answer = runtime.provenance.project(project)
     except (BadRequest, NotFound) as exc:
         return error_page(request, exc)
-    releases = [
-        {"version": release["version"], "groups": views.file_groups(release["files"]),
-         "incidents": views.incidents_of(release["files"]), "count": len(release["files"])}
-        for release in reversed(answer["releases"])
-    ]
+    legend, rows = views.project_table(answer["releases"])
     return render(
         request,
         "project.html",
         title=answer["project"],
         answer=answer,
-        releases=releases,
-        file_count=sum(r["count"] for r in releases),
+        legend=legend,
+        rows=rows,
+        rows_html=Markup(views.file_rows_html(rows)),
+        incidents=views.incidents_of(f for release in answer["releases"] for f in release["files"]),
+        release_count=len(answer["releases"]),
     )
 
 
@@ -243,7 +243,7 @@ def blast_radius_page(request: Request) -> Response:
         timeline_first=first,
         timeline_last=last,
         timeline_height=30 + 20 * max(len(projects), 1),
-        query=query,
+        csv_query=query,
         api_query=views.blast_query(answer["criteria"], limit=str(PAGE_SIZE), cursor=cursor),
         next_query=views.blast_query(answer["criteria"], cursor=answer["next_cursor"]) if answer["next_cursor"] else None,
         criteria_json=json.dumps(answer["criteria"], sort_keys=True).replace("<", "\\u003c"),

@@ -176,7 +176,8 @@ def test_project_and_entry_pages(server, seeded, page, artifacts):
     page.goto(server + "/project/sampleproject")
     state, reason = badge(page)
     assert state == "verified", reason
-    assert page.locator("section.release").count() == 2
+    assert page.locator("#files tbody tr").count() == 2
+    assert page.locator("#identities li").count() == 1
     assert page.locator("#publisher-history tbody tr").count() == 1
     screenshot(page, artifacts, "project")
     page.click(f"text={seeded.files[0].path.name}")

@@ -95,7 +95,9 @@ def test_file_page(published):
 def test_project_page(published):
     service, first, second = published
     text = assert_page(get(service, f"/project/{PROJECT}"))
-    assert text.index(">1.1.0</h3>") < text.index(">1.0.0</h3>")  # newest release first
+    assert text.index("<td>1.1.0<td>") < text.index("<td>1.0.0<td>")  # newest release first
+    assert text.count('<tr class="first">') == 2
+    assert '<ol class="legend" id="identities">' in text and "2 files</li>" in text  # one identity
     for file in (first, second):
         assert f'<a href="/file/{file.sha256}">{file.path.name}</a>' in text
     assert 'id="publisher-history"' in text and "add" in text

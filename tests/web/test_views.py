@@ -100,18 +100,42 @@ def test_timeline_places_each_upload_by_time_and_project():
     assert views.timeline([], []) == ([], None, None)
 
 
-def test_files_grouped_by_the_exchange_behind_them():
-    def file(name, exchange, incidents=()):
-        return {"filename": name, "exchange": {"index": exchange, "leaf_hash": "00"}, "publisher": {"x": exchange},
-                "identity_continuity": None, "incidents": list(incidents)}
+def _file(name, version, exchange, publisher, *, changed=False, incidents=()):
+    return {"filename": name, "version": version, "sha256": name * 2, "size": 10, "uploaded_at": "t",
+            "exchange": {"index": exchange, "leaf_hash": "00"} if exchange is not None else None,
+            "publisher": publisher, "identity_continuity": {"changed": changed}, "incidents": list(incidents)}
 
-    groups = views.file_groups([file("a", 1), file("b", 1), file("c", 4, [{"id": "inc1"}]), file("d", 1)])
-    assert [[f["filename"] for f in g["files"]] for g in groups] == [["a", "b", "d"], ["c"]]
-    assert [g["exchange"]["index"] for g in groups] == [1, 4]
-    api_token = views.file_groups([{"filename": "e", "exchange": None, "publisher": None}])
-    assert api_token[0]["exchange"] is None and api_token[0]["publisher"] is None
-    assert views.incidents_of([file("c", 4, [{"id": "inc1"}]), file("d", 4, [{"id": "inc1"}, {"id": "inc2"}])]) == [
-        {"id": "inc1"}, {"id": "inc2"}]
+
+def test_project_table_numbers_identities_and_lists_newest_first():
+    ci = {"provider": "github", "repository": "Octo/App", "workflow": "release.yml", "environment": "pypi",
+          "ref": "refs/tags/v1", "sha": "a" * 40}
+    same_other_run = {**ci, "repository": "octo/app", "ref": "refs/tags/v2", "sha": "b" * 40}
+    moved = {**ci, "repository": "evil/app"}
+    releases = [
+        {"version": "1.0", "files": [_file("a", "1.0", 1, ci), _file("b", "1.0", 1, ci)]},
+        {"version": "2.0", "files": [_file("c", "2.0", 4, same_other_run)]},
+        {"version": "3.0", "files": [_file("d", "3.0", 7, moved, changed=True, incidents=[{"id": "i"}]),
+                                     _file("e", "3.0", None, None)]},
+    ]
+    legend, rows = views.project_table(releases)
+    assert [(item["number"], item["publisher"]["repository"], item["files"]) for item in legend] == [
+        (1, "evil/app", 1), (2, "octo/app", 3)]  # repositories compare case-insensitively
+    assert [(r.version, r.filename, r.identity, r.exchange) for r in rows] == [
+        ("3.0", "d", 1, 7), ("", "e", None, None), ("2.0", "c", 2, 4), ("1.0", "a", 2, 1), ("", "b", 2, 1)]
+    assert rows[0].changed and rows[0].incident and not rows[2].changed
+    assert rows[2].ref == "refs/tags/v2" and rows[2].commit == "b" * 12
+    html = views.file_rows_html(rows)
+    assert html.count("<tr") == 5 and html.count('<tr class="first">') == 3
+    assert "⚠ identity" in html and "⚠ incident" in html and "<td>API token<td>" in html
+    hostile = views.file_rows_html([views.FileRow("1<2", "<script>x</script>.whl", "ab", 1, "t", 1, "r&f", "c",
+                                                  None, False, False, None)])
+    assert "<script>" not in hostile and "&lt;script&gt;" in hostile and "r&amp;f" in hostile and "1&lt;2" in hostile
+
+
+def test_incidents_of_lists_each_once():
+    files = [_file("c", "1", 4, None, incidents=[{"id": "inc1"}]),
+             _file("d", "1", 4, None, incidents=[{"id": "inc1"}, {"id": "inc2"}])]
+    assert views.incidents_of(files) == [{"id": "inc1"}, {"id": "inc2"}]
 
 
 def test_blast_query_keeps_criteria_and_paging():
