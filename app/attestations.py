@@ -69,6 +69,7 @@ __all__ = [
     "digest",
     "load_trusted_root",
     "parse_attestations",
+    "provider_label",
     "publisher_json",
     "verifier",
     "verify",

@@ -18,14 +18,14 @@ from fastapi.responses import JSONResponse
 
 from app.api import openapi
 from app.api.deps import RuntimeDep
-from app.distributions.simple import NotAcceptable, _parse_accept, _specificity
+from app.distributions.simple import NotAcceptable, negotiate
 from app.services.integrity import NoProvenance, provenance_document
 
 router = APIRouter(tags=["pypi"])
 
 INTEGRITY_V1 = "application/vnd.pypi.integrity.v1+json"
 _OFFERS = (INTEGRITY_V1, openapi.JSON)  # PyPI's preference
-_CACHE = "public, max-age=600"  # PyPI's 10 minutes; a new upload of the file is refused, so it only gains nothing
+_CACHE = "public, max-age=600"  # PyPI's 10 minutes (a file's attestations never change once stored)
 _MESSAGE = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}
 
 
@@ -34,21 +34,7 @@ def choose_integrity_format(accept: str | None) -> str:
     Accept prefers ``application/json``; :class:`NotAcceptable` when it allows neither."""
     if accept is None or not accept.strip():
         return INTEGRITY_V1
-    ranges = _parse_accept(accept)
-    best: tuple | None = None
-    for preference, offer in enumerate(_OFFERS):
-        matches = [(spec, q, pos) for media, q, pos in ranges if (spec := _specificity(media, offer))]
-        if not matches:
-            continue
-        _spec, q, _pos = max(matches, key=lambda m: (m[0], -m[2]))
-        if q <= 0:
-            continue
-        key = (q, -preference)
-        if best is None or key > best[0]:
-            best = (key, offer)
-    if best is None:
-        raise NotAcceptable(accept)
-    return best[1]
+    return negotiate(accept, _OFFERS)
 
 
 @router.get(

@@ -38,6 +38,7 @@ __all__ = [
     "SimpleFile",
     "choose_simple_format",
     "integrity_path",
+    "negotiate",
     "render_index",
     "render_project",
 ]
@@ -123,9 +124,15 @@ def choose_simple_format(accept: str | None) -> str:
     """
     if accept is None or not accept.strip():
         return TEXT_HTML
+    return negotiate(accept, _PREFERENCE)
+
+
+def negotiate(accept: str, offers: Sequence[str]) -> str:
+    """The one of ``offers`` (server preference first) an Accept header chooses, by the
+    rules of :func:`choose_simple_format`; :class:`NotAcceptable` when none is acceptable."""
     ranges = _parse_accept(accept)
     best: tuple | None = None
-    for preference, candidate in enumerate(_PREFERENCE):
+    for preference, candidate in enumerate(offers):
         matches = [(spec, q, pos) for media, q, pos in ranges if (spec := _specificity(media, candidate))]
         if not matches:
             continue

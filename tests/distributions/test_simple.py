@@ -15,6 +15,7 @@ from app.distributions.simple import (
     SimpleFile,
     choose_simple_format,
     integrity_path,
+    negotiate,
     render_index,
     render_project,
 )
@@ -116,3 +117,12 @@ def test_integrity_path_quotes_each_segment() -> None:
     assert integrity_path("demo-pkg", "1.0+local", "demo_pkg-1.0+local.tar.gz") == (
         "/integrity/demo-pkg/1.0%2Blocal/demo_pkg-1.0%2Blocal.tar.gz/provenance"
     )
+
+
+def test_negotiate_picks_among_any_offers() -> None:
+    offers = ("application/vnd.pypi.integrity.v1+json", "application/json")
+    assert negotiate("*/*", offers) == offers[0]
+    assert negotiate("application/json", offers) == "application/json"
+    assert negotiate("application/json;q=0.5, application/*;q=0.9", offers) == offers[0]
+    with pytest.raises(NotAcceptable):
+        negotiate("text/html", offers)
