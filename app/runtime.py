@@ -2,7 +2,8 @@
 
 `build_runtime(settings)` opens the database, creates the schema, loads the
 signing key and checks the log's integrity (refusing to start if stored
-tiles and checkpoints disagree). Tests build several runtimes side by side;
+tiles and checkpoints disagree at the right edge; halting the log if one
+self-audit round finds damage deeper in). Tests build several runtimes side by side;
 nothing here is global.
 """
 
@@ -37,6 +38,7 @@ from app.services.log_reader import LogReader
 from app.services.monitors import Monitors
 from app.services.provenance import Provenance
 from app.services.publishers import Publishers
+from app.services.self_audit import audit_at_start
 from app.services.token_admin import TokenAdmin
 from app.services.upload_tokens import UploadTokens
 from app.services.uploads import Uploads
@@ -125,6 +127,7 @@ def build_runtime(
         on_batch=metrics.observe_batch,
     )
     sequencer.initialize()
+    audit_at_start(sequencer, sample=settings.self_audit_sample)  # halts the log on damage
     backfill_identities(sequencer)
     reader = LogReader(store, verifier.key_string, settings.origin, metrics=metrics,
                        cache_bytes=settings.tile_cache_bytes)

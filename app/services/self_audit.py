@@ -20,7 +20,9 @@ the write lock, and over many rounds reads every entry:
 
 Any mismatch is a problem: the caller (`app.jobs.self_audit`) halts the log
 (`Sequencer.halt`), which stops every process from signing until an operator
-runs `pubtrail audit` and it finds nothing wrong.
+runs `pubtrail audit` and it finds nothing wrong. One round also runs at
+start-up (`audit_at_start`), so damage deeper than the right edge that the
+start-up check reads is found before the service signs anything.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app import tlog
+from app.sequencer import Sequencer
 from app.storage.log_store import LogStore
 from app.storage.tables import SignedCheckpoint
 from app.tlog import TILE_WIDTH, Checkpoint, TiledTree, note
@@ -198,3 +201,19 @@ class SelfAudit:
                     )
                     return
             newer = (row.size, root)
+
+
+def audit_at_start(sequencer: Sequencer, *, sample: int, rng: random.Random | None = None) -> SelfAuditReport:
+    """One self-audit round as the service starts, before it signs anything.
+
+    `Sequencer.initialize` refuses to start when the right edge is damaged (the
+    latest checkpoint, the tiles of its root, the newest entries); this round
+    also reads a window of `sample` entries with their level-0 tiles and the
+    newest checkpoints. A problem found here halts the log (`Sequencer.halt`):
+    the service starts and serves reads, but signs nothing until
+    `pubtrail audit` finds the log sound.
+    """
+    report = SelfAudit(sequencer.store, sequencer.verifier, sequencer.origin, sample=sample, rng=rng).run()
+    if not report.ok:
+        sequencer.halt("at start-up, " + report.reason())
+    return report
