@@ -8,6 +8,7 @@ import base64
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.conftest import ADMIN_TOKEN
 from tests.e2e.blast_corpus import expected
 from tests.support.server import serve
 from tests.web.conftest import screenshot
@@ -216,7 +218,9 @@ def test_blast_radius_form_counts_and_csv(server, seeded, page, artifacts):
     assert page.script_errors == []
 
 
-def test_declaring_an_incident_needs_the_admin_token(server, page):
+def test_declaring_an_incident_from_the_blast_radius_page(server, seeded, page, artifacts):
+    """A wrong admin token is refused and forgotten; the right one logs the incident with the
+    page's criteria, and the files it covers are flagged on their pages."""
     page.goto(server + "/blast-radius?repository=octo-org/app-2")
     assert badge(page)[0] == "verified"
     page.fill("#admin-token", "not-the-token")
@@ -225,6 +229,19 @@ def test_declaring_an_incident_needs_the_admin_token(server, page):
     expect(page.locator("#incident-result")).to_contain_text("Refused", timeout=15_000)
     assert "HTTP 401" in page.locator("#incident-result").inner_text()
     assert page.locator("#admin-token").input_value() == ""
+    page.fill("#admin-token", ADMIN_TOKEN)
+    page.keyboard.press("Enter")  # the form works from the keyboard
+    expect(page.locator("#incident-result")).to_contain_text("declared in log entry", timeout=15_000)
+    screenshot(page, artifacts, "blast-radius-incident")
+    index = int(re.search(r"log entry (\d+)", page.locator("#incident-result").inner_text()).group(1))
+    entry = httpx.get(f"{server}/api/v1/log/entries/{index}").json()["entry"]
+    assert entry["kind"] == "incident" and entry["criteria"] == {"repository": "octo-org/app-2"}
+    _, uploads = expected(seeded.corpus, {"repository": "octo-org/app-2"})
+    covered = seeded.corpus.uploads[uploads[0]]
+    sha256 = httpx.get(f"{server}/api/v1/log/entries/{covered.index}").json()["entry"]["sha256"]
+    page.goto(f"{server}/file/{sha256}")
+    assert badge(page)[0] == "verified"
+    assert "app-2's release workflow leaked its token" in page.locator(".incident").inner_text()
 
 
 def test_phone_width_has_no_horizontal_scroll(server, seeded, browser, artifacts):
