@@ -44,6 +44,10 @@ The PostgreSQL database is emptied first.
 Prints the counts (kills, acknowledged writes, lost, inconsistent) and exits
 non-zero on any loss, inconsistency, bad file, failed audit or 5xx.
 
+Not covered: power loss. A killed process's writes already in the kernel's
+page cache still reach the disk, so this does not test that fsync happens at
+the right moments (the code's fsync calls and SQLite's synchronous=FULL do).
+
     .venv/bin/python scripts/crash_test.py [--kills 20] [--clients 8] [--database-url URL]
 """
 
@@ -150,7 +154,8 @@ class Servers:
         self.up[slot] = True
 
     def kill(self, slot: int) -> None:
-        """SIGKILL the server's whole process group, as a power cut or the OOM killer would."""
+        """SIGKILL the server's whole process group, as the OOM killer would (not a power cut:
+        what the kernel already holds still reaches the disk)."""
         self.up[slot] = False
         process = self.processes[slot]
         os.killpg(process.pid, signal.SIGKILL)
