@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import VerificationError
+from .errors import NotFoundAnswer, VerificationError
 from .http import Server
 from .provenance import LocalFile, Provenance
 
@@ -62,7 +62,13 @@ def fetch_and_verify_attestations(
             f"the upload logged attestations, but its publisher {upload.publisher} has no attestation identity"
         )
     expected_publisher = pep740.publisher_json(identity)
-    document = server.get_json(provenance.provenance_url)
+    try:
+        document = server.get_json(provenance.provenance_url)
+    except NotFoundAnswer as exc:
+        raise AttestationError(
+            f"the upload entry logged {len(logged)} attestations, but the server does not serve them "
+            f"({provenance.provenance_url}: {exc.detail})"
+        ) from None
     attestations = _attestations_of(document, expected_publisher)
     digests = [pep740.digest(item) for item in attestations]
     logged_digests = [item["sha256"] for item in logged]

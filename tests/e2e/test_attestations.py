@@ -211,6 +211,17 @@ def test_verify_fails_when_the_served_attestations_are_not_the_logged_ones(servi
     assert any("does not hash to the digest stored with it" in p for p in report.problems), report.problems
     assert any(p.startswith("table release_attestation is not what the entries imply") for p in report.problems)
 
+    # the attestations gone from storage: verify says so (not "never uploaded")
+    with service.runtime.engine.begin() as conn:
+        saved = [dict(r._mapping) for r in conn.execute(ReleaseAttestation.__table__.select())]
+        conn.execute(ReleaseAttestation.__table__.delete())
+    capsys.readouterr()
+    assert main(["verify", str(SDIST), *common]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "attestations: the upload entry logged 1 attestations, but the server does not serve them" in out, out
+    with service.runtime.engine.begin() as conn:
+        conn.execute(ReleaseAttestation.__table__.insert(), saved)
+
     # a trust root other than the one that signed them (Sigstore's staging root): not verified
     with service.runtime.engine.begin() as conn:
         conn.execute(ReleaseAttestation.__table__.update().values(body=rfc8785.dumps(published)))
