@@ -320,6 +320,8 @@ def file_rows_html(rows: Iterable[FileRow]) -> str:
             flags += ' <b class="warning" title="publisher identity changed">⚠ identity</b>'
         if row.incident:
             flags += ' <b class="warning">⚠ incident</b>'
+        if row.attested:
+            flags += " <small>attested</small>"
         out.append(
             _ROW.format(
                 first=' class="first"' if row.version else "",

@@ -127,6 +127,9 @@ def test_project_table_numbers_identities_and_lists_newest_first():
     html = views.file_rows_html(rows)
     assert html.count("<tr") == 5 and html.count('<tr class="first">') == 3
     assert "⚠ identity" in html and "⚠ incident" in html and "<td>API token<td>" in html
+    assert "attested" not in html
+    attested = views.FileRow("1", "a.whl", "ab", 1, "t", 1, "r", "c", 3, False, False, True)
+    assert "<small>attested</small>" in views.file_rows_html([attested])
     hostile = views.file_rows_html([views.FileRow("1<2", "<script>x</script>.whl", "ab", 1, "t", 1, "r&f", "c",
                                                   None, False, False, None)])
     assert "<script>" not in hostile and "&lt;script&gt;" in hostile and "r&amp;f" in hostile and "1&lt;2" in hostile
