@@ -115,6 +115,12 @@
         step(`Exchange entry ${answer.exchange.index} (the token's minting) hashes to its leaf and is included`);
         proven++;
       }
+      if (upload.auth === "api_token" && answer.api_token && answer.api_token.entry_bytes) {
+        const created = await V.verifyItem(answer.api_token, cp, "the API token's entry");
+        if (created.kind !== "api_token") throw new V.VerifyError(`entry ${answer.api_token.index} is not an api_token entry`);
+        step(`The API token's entry ${answer.api_token.index} is included`);
+        proven++;
+      }
       const previous = answer.identity_continuity && answer.identity_continuity.previous_release;
       if (previous) {
         const before = await V.verifyItem(previous.upload, cp, "the previous release's upload entry");
