@@ -427,3 +427,37 @@ def test_attestations_with_an_api_token_are_refused(service, offline) -> None:
     # the same upload without attestations is an API-token upload like any other
     assert _post(service, created.json()["token"], None).status_code == 200
     assert service.client.get(f"/api/v1/log/entries/{service.log_size() - 1}").json()["entry"]["auth"] == "api_token"
+
+
+def test_a_gitlab_publisher_uploads_and_verifies_real_gitlab_attestations(service, offline, capsys) -> None:
+    """The identity for GitLab (project path, pipeline file) from the logged claims, against a
+    real attestation signed on GitLab CI (tests/testdata/pep740/NOTE)."""
+    sdist = ASSETS / "gitlab_oidc_project-0.0.3.tar.gz"
+    attestation = ASSETS / "gitlab_oidc_project-0.0.3.tar.gz.publish.attestation"
+    project, version = "gitlab-oidc-project", "0.0.3"
+    gitlab = {"provider": "gitlab", "namespace": "facutuesca", "project": "gitlab-oidc-project",
+              "workflow_filepath": ".gitlab-ci.yml"}
+    added = service.client.post(f"/api/v1/projects/{project}/publishers", json=gitlab, headers=service.admin)
+    assert added.status_code == 201, added.text
+    oidc = service.issuer.sign(service.issuer.gitlab_claims(
+        now=service.clock(), namespace="facutuesca", project="gitlab-oidc-project", ref="main",
+        sha="72f7c63b75eb55ea80864962f0e645c93414da34", environment=None, namespace_id="12885801",
+        project_id="55235664"))
+    minted = service.mint(oidc)
+    assert minted.status_code == 200, minted.text
+    fields = twine_fields(sdist.name, sdist.read_bytes(), name=project, version=version, filetype="sdist",
+                          pyversion="source")
+    fields.insert(-1, ("attestations", f"[{attestation.read_text()}]"))
+    body, content_type = encode(fields)
+    uploaded = service.client.post("/legacy/", content=body,
+                                   headers={"Content-Type": content_type, **_basic(minted.json()["token"])})
+    assert uploaded.status_code == 200, uploaded.reason_phrase
+    served = service.client.get(f"/integrity/{project}/{version}/{sdist.name}/provenance").json()
+    assert served["attestation_bundles"][0]["publisher"] == {
+        "kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project", "workflow_filepath": ".gitlab-ci.yml",
+        "environment": None,
+    }
+    key = service.client.get("/api/v1/log").json()["verifier_key"]
+    capsys.readouterr()
+    assert main(["verify", str(sdist), "--server", service.url, "--key", key]) == 0
+    assert "publish/v1: verified offline" in capsys.readouterr().out
