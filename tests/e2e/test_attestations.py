@@ -429,35 +429,57 @@ def test_attestations_with_an_api_token_are_refused(service, offline) -> None:
     assert service.client.get(f"/api/v1/log/entries/{service.log_size() - 1}").json()["entry"]["auth"] == "api_token"
 
 
-def test_a_gitlab_publisher_uploads_and_verifies_real_gitlab_attestations(service, offline, capsys) -> None:
-    """The identity for GitLab (project path, pipeline file) from the logged claims, against a
-    real attestation signed on GitLab CI (tests/testdata/pep740/NOTE)."""
-    sdist = ASSETS / "gitlab_oidc_project-0.0.3.tar.gz"
-    attestation = ASSETS / "gitlab_oidc_project-0.0.3.tar.gz.publish.attestation"
-    project, version = "gitlab-oidc-project", "0.0.3"
-    gitlab = {"provider": "gitlab", "namespace": "facutuesca", "project": "gitlab-oidc-project",
-              "workflow_filepath": ".gitlab-ci.yml"}
-    added = service.client.post(f"/api/v1/projects/{project}/publishers", json=gitlab, headers=service.admin)
+def _upload_and_verify(service, capsys, publisher: dict, oidc_token: str, sdist: Path, attestation: str,
+                       expected_publisher: dict) -> None:
+    """Register `publisher` for the sdist's project, mint from `oidc_token`, upload the sdist with
+    `attestation` (JSON text), and check what the Integrity API and pubtrail verify make of it."""
+    project, version = sdist.name.removesuffix(".tar.gz").rsplit("-", 1)
+    project = project.replace("_", "-")
+    added = service.client.post(f"/api/v1/projects/{project}/publishers", json=publisher, headers=service.admin)
     assert added.status_code == 201, added.text
-    oidc = service.issuer.sign(service.issuer.gitlab_claims(
-        now=service.clock(), namespace="facutuesca", project="gitlab-oidc-project", ref="main",
-        sha="72f7c63b75eb55ea80864962f0e645c93414da34", environment=None, namespace_id="12885801",
-        project_id="55235664"))
-    minted = service.mint(oidc)
+    minted = service.mint(oidc_token)
     assert minted.status_code == 200, minted.text
     fields = twine_fields(sdist.name, sdist.read_bytes(), name=project, version=version, filetype="sdist",
                           pyversion="source")
-    fields.insert(-1, ("attestations", f"[{attestation.read_text()}]"))
+    fields.insert(-1, ("attestations", f"[{attestation}]"))
     body, content_type = encode(fields)
     uploaded = service.client.post("/legacy/", content=body,
                                    headers={"Content-Type": content_type, **_basic(minted.json()["token"])})
     assert uploaded.status_code == 200, uploaded.reason_phrase
     served = service.client.get(f"/integrity/{project}/{version}/{sdist.name}/provenance").json()
-    assert served["attestation_bundles"][0]["publisher"] == {
-        "kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project", "workflow_filepath": ".gitlab-ci.yml",
-        "environment": None,
-    }
+    assert served["attestation_bundles"][0]["publisher"] == expected_publisher
+    assert served["attestation_bundles"][0]["attestations"] == [json.loads(attestation)]
     key = service.client.get("/api/v1/log").json()["verifier_key"]
     capsys.readouterr()
     assert main(["verify", str(sdist), "--server", service.url, "--key", key]) == 0
     assert "publish/v1: verified offline" in capsys.readouterr().out
+
+
+def test_a_gitlab_publisher_uploads_and_verifies_real_gitlab_attestations(service, offline, capsys) -> None:
+    """The identity for GitLab (project path, pipeline file) from the logged claims, against a
+    real attestation signed on GitLab CI (tests/testdata/pep740/NOTE)."""
+    gitlab = {"provider": "gitlab", "namespace": "facutuesca", "project": "gitlab-oidc-project",
+              "workflow_filepath": ".gitlab-ci.yml"}
+    oidc = service.issuer.sign(service.issuer.gitlab_claims(
+        now=service.clock(), namespace="facutuesca", project="gitlab-oidc-project", ref="main",
+        sha="72f7c63b75eb55ea80864962f0e645c93414da34", environment=None, namespace_id="12885801",
+        project_id="55235664"))
+    _upload_and_verify(
+        service, capsys, gitlab, oidc, ASSETS / "gitlab_oidc_project-0.0.3.tar.gz",
+        (ASSETS / "gitlab_oidc_project-0.0.3.tar.gz.publish.attestation").read_text(),
+        {"kind": "GitLab", "repository": "facutuesca/gitlab-oidc-project", "workflow_filepath": ".gitlab-ci.yml",
+         "environment": None},
+    )
+
+
+def test_a_google_publisher_uploads_and_verifies_real_google_attestations(service, offline, capsys) -> None:
+    """The identity for Google (the service account's email) from the logged claims, against a
+    real attestation signed on Google Cloud Build (tests/testdata/pep740/NOTE)."""
+    email = "919436158236-compute@developer.gserviceaccount.com"
+    provenance = json.loads((ASSETS / "gcb_attestation_test-0.0.0.tar.gz.provenance").read_bytes())
+    (attestation,) = provenance["attestation_bundles"][0]["attestations"]
+    oidc = service.issuer.sign(service.issuer.google_claims(now=service.clock(), email=email))
+    _upload_and_verify(
+        service, capsys, {"provider": "google", "email": email}, oidc, ASSETS / "gcb_attestation_test-0.0.0.tar.gz",
+        json.dumps(attestation), {"kind": "Google", "email": email},
+    )
