@@ -86,9 +86,9 @@ def create_app(runtime: Runtime, *, jobs: bool = False) -> FastAPI:
     app.include_router(blast_radius_routes.router)
     app.include_router(incidents_routes.router)
     app.include_router(monitors_routes.router)
+    app.include_router(cosignature_routes.router)
     openapi.install(app)
     return app
-    app.include_router(cosignature_routes.router)
 
 
 def app_from_env() -> FastAPI:
