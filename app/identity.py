@@ -145,6 +145,28 @@ def identity_fields(issuer: str, provider: str, claims: Mapping[str, Any]) -> di
     return out
 
 
+def authorised_by(auth: str, publisher: Mapping[str, Any] | None, api_token: Mapping[str, Any] | None) -> str:
+    """How an upload was authorised, in one plain sentence: ``auth`` is the upload entry's;
+    ``publisher`` the identity of the exchange behind a trusted-publishing upload;
+    ``api_token`` the `api_token` create entry (description, time) behind an API-token upload.
+    The server, the mirror and the verifying client all phrase it with this function."""
+    if auth == "api_token" and api_token is not None:
+        return f"uploaded with API token {api_token['description']!r} created {str(api_token['time'])[:10]}"
+    if auth == "api_token":
+        return "uploaded with an API token"
+    who = publisher or {}
+    parts = [str(who.get("provider") or "unknown provider")]
+    if who.get("repository"):
+        parts.append(str(who["repository"]))
+    if who.get("workflow"):
+        parts.append(f"workflow {who['workflow']}")
+    if who.get("environment"):
+        parts.append(f"environment {who['environment']}")
+    if who.get("provider") == "google" and who.get("actor"):
+        parts.append(str(who["actor"]))
+    return "uploaded through trusted publishing: " + ", ".join(parts)
+
+
 #: what must stay the same from one release of a project to the next
 CONTINUITY_FIELDS = ("provider", "repository", "workflow", "environment")
 

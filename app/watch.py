@@ -28,10 +28,17 @@ A rule is a table with a `name` (a non-empty string) and at least one
 criterion. Criteria combine with AND; a criterion whose value is a list
 matches any of its values. The criteria:
 
-    kind                  the entry kind: exchange, upload, publisher, revocation, incident
+    kind                  the entry kind: exchange, upload, publisher, revocation, incident,
+                          api_token, project_settings
+    auth                  how an upload was authorised: trusted_publishing or api_token
+                          (uploads only; a v1 upload entry is trusted_publishing)
+    event                 an event the caller derived for the entry from log state
+                          (`EVENTS`): api_token_on_trusted_project, an upload made
+                          with an API token while a trusted publisher was
+                          registered for its project (PyPI emails owners about it)
     project               an index project (PEP 503 normalized before comparing): an
                           upload's project, one of an exchange's projects, a
-                          publisher entry's project
+                          publisher, api_token or project_settings entry's project
     issuer, repository, repository_owner_id, workflow, environment, kid
                           the publisher identity behind an exchange or an upload
     unexpected_publisher  a list of allowed publishers, each a table of identity
@@ -63,13 +70,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.entries import KINDS, Entry, ExchangeEntry, PublisherEntry, UploadEntry
+from app.entries import KINDS, ApiTokenEntry, Entry, ExchangeEntry, ProjectSettingsEntry, PublisherEntry, UploadEntry
 from app.identity import identity_fields
 
 #: criteria read from the publisher identity of an exchange or upload
 IDENTITY_CRITERIA = ("issuer", "repository", "repository_owner_id", "workflow", "environment", "kid")
+#: events a caller derives for an entry from the log's state (see `events_of`)
+API_TOKEN_ON_TRUSTED_PROJECT = "api_token_on_trusted_project"
+EVENTS = (API_TOKEN_ON_TRUSTED_PROJECT,)
+AUTHS = ("trusted_publishing", "api_token")
 #: every criterion a rule may name, besides `name`
-CRITERIA = ("kind", "project", *IDENTITY_CRITERIA, "unexpected_publisher")
+CRITERIA = ("kind", "project", "auth", "event", *IDENTITY_CRITERIA, "unexpected_publisher")
 #: fields an allowed publisher of `unexpected_publisher` may name
 PUBLISHER_FIELDS = ("issuer", "provider", "repository", "repository_owner_id", "workflow", "ref", "environment")
 _CASE_INSENSITIVE = frozenset({"repository", "workflow_ref", "job_workflow_ref"})
@@ -112,11 +123,20 @@ class Rule:
             out["unexpected_publisher"] = [dict(p) for p in self.allowed]
         return out
 
-    def matches(self, entry: Entry, exchange: ExchangeEntry | None = None) -> bool:
+    def matches(
+        self, entry: Entry, exchange: ExchangeEntry | None = None, events: frozenset[str] | set[str] = frozenset()
+    ) -> bool:
         """True when `entry` meets every criterion. `exchange` is, for an upload,
-        the exchange entry that minted its token (or None when unknown)."""
+        the exchange entry that minted its token (or None when unknown); `events`
+        the events the caller derived for the entry (`events_of`)."""
         kinds = self.criteria.get("kind")
         if kinds is not None and entry.kind not in kinds:
+            return False
+        auths = self.criteria.get("auth")
+        if auths is not None and not (isinstance(entry, UploadEntry) and entry.auth in auths):
+            return False
+        wanted_events = self.criteria.get("event")
+        if wanted_events is not None and not (wanted_events & frozenset(events)):
             return False
         projects = self.criteria.get("project")
         if projects is not None and not (projects & _projects(entry)):
@@ -162,8 +182,16 @@ def entry_identity(entry: Entry, exchange: ExchangeEntry | None = None) -> dict[
     return {}
 
 
+def events_of(entry: Entry, trusted_project: bool) -> frozenset[str]:
+    """The events of `entry`, given whether a trusted publisher was registered for its
+    project when it was logged (the caller reads that from its own view of the log)."""
+    if isinstance(entry, UploadEntry) and entry.auth == "api_token" and trusted_project:
+        return frozenset({API_TOKEN_ON_TRUSTED_PROJECT})
+    return frozenset()
+
+
 def _projects(entry: Entry) -> frozenset[str]:
-    if isinstance(entry, UploadEntry | PublisherEntry):
+    if isinstance(entry, UploadEntry | PublisherEntry | ApiTokenEntry | ProjectSettingsEntry):
         return frozenset({normalize_project(entry.project)})
     if isinstance(entry, ExchangeEntry):
         return frozenset(normalize_project(p) for p in entry.projects)
@@ -197,7 +225,7 @@ def parse_rule(raw: Mapping[str, Any]) -> Rule:
     if unknown:
         raise WatchRuleError(f"rule {name!r}: unknown field {unknown[0]!r}; known: name, {', '.join(CRITERIA)}")
     criteria: dict[str, frozenset[str]] = {}
-    for field in ("kind", "project", *IDENTITY_CRITERIA):
+    for field in ("kind", "project", "auth", "event", *IDENTITY_CRITERIA):
         if field not in raw:
             continue
         value = raw[field]
@@ -209,6 +237,11 @@ def parse_rule(raw: Mapping[str, Any]) -> Rule:
             for kind in texts:
                 if kind not in KINDS:
                     raise WatchRuleError(f"rule {name!r}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        known = {"auth": AUTHS, "event": EVENTS}.get(field)
+        if known is not None:
+            for text in texts:
+                if text not in known:
+                    raise WatchRuleError(f"rule {name!r}: unknown {field} {text!r}; known: {', '.join(known)}")
         criteria[field] = frozenset(_key(field, t) for t in texts)
     allowed: tuple[Mapping[str, str], ...] | None = None
     if "unexpected_publisher" in raw:

@@ -21,15 +21,17 @@ Criteria (query parameters, combined with AND; at least one besides the window):
 `issuer`, `provider`, `repository`, `repository_owner_id`, `workflow` (a workflow file name such as
 `release.yml`, or a full `workflow_ref` when it contains `@`), `job_workflow_ref` (a reusable workflow
 shared by many repositories), `ref`, `sha`, `environment`, `actor`, `publisher_id`, `kid` (an OIDC
-issuer's signing key), `token_id`, `project`, and the window `since` (inclusive) / `until` (exclusive),
+issuer's signing key), `token_id` (an upload token's or a long-lived API token's id), `project`, `auth`
+(`trusted_publishing` or `api_token`: how the uploads were authorised), and the window `since` (inclusive) / `until` (exclusive),
 RFC 3339 with an offset (fractions of a second round up). Repository names and workflow refs match
 case-insensitively.
 
-**Semantics.** With any exchange criterion (everything but `token_id`, `project` and the window), the
+**Semantics.** With any exchange criterion (everything but `token_id`, `project`, `auth` and the window), the
 window selects token exchanges by their time, and an upload belongs to the answer when the token that
 authorised it was minted by a matching exchange, even if the upload came after `until` (the token was
-already in the attacker's hands). `token_id` and `project` select uploads directly (and narrow the
-exchanges: the one that minted `token_id`, those whose token covered `project`). With only such upload
+already in the attacker's hands). `token_id`, `project` and `auth` select uploads directly (and narrow the
+exchanges: the one that minted `token_id`, those whose token covered `project`; none for `auth=api_token`,
+since an exchange is trusted publishing). With only such upload
 criteria, the window applies to the uploads' time, and the exchanges are the one that minted `token_id`
 (used or not) or those behind the selected uploads.
 
@@ -46,7 +48,7 @@ page; `next_cursor`, null on the last page.
 so pages neither miss nor repeat items while the log grows.
 
 **CSV.** `format=csv` answers every matching upload at the latest checkpoint as `text/csv`, one row per
-file with its publisher identity (no paging: `limit` and `cursor` are refused with it).
+file with its publisher identity and `auth` (no paging: `limit` and `cursor` are refused with it).
 
 Unknown parameters, repeated parameters, a malformed time or `since` not before `until`: 400.
 """
@@ -56,7 +58,8 @@ _PARAMETERS = [
         "name": name,
         "in": "query",
         "required": False,
-        "schema": {"type": "string", "format": "date-time"} if name in criteria_module.WINDOW else {"type": "string"},
+        "schema": {"type": "string", "format": "date-time"} if name in criteria_module.WINDOW
+        else {"type": "string", "enum": list(criteria_module.AUTHS)} if name == "auth" else {"type": "string"},
     }
     for name in criteria_module.NAMES
 ] + [

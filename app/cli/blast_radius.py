@@ -32,8 +32,9 @@ _HELP = {
     "actor": "who triggered the run",
     "publisher_id": "trusted publisher id",
     "kid": "an issuer signing key id",
-    "token_id": "an upload token id",
+    "token_id": "an upload token id, or a long-lived API token's id",
     "project": "an index project",
+    "auth": "trusted_publishing or api_token: how the uploads were authorised",
     "since": "RFC 3339 time, inclusive",
     "until": "RFC 3339 time, exclusive",
 }
@@ -138,13 +139,14 @@ def show(result: BlastRadius) -> None:
         group = (upload.project, upload.version)  # type: ignore[attr-defined]
         if last is not None and group != last:
             uploads.add_section()
-        who = upload.publisher  # type: ignore[attr-defined]
+        who = upload.publisher or {}  # type: ignore[attr-defined]
         state = exchanges.get(upload.exchange_index, {}).get("token_state", "")  # type: ignore[attr-defined]
+        api = upload.auth == "api_token"  # type: ignore[attr-defined]
         uploads.add_row(
             *(("", "") if group == last else group),
             upload.filename, upload.time, str(verified.index),  # type: ignore[attr-defined]
-            _text(who.get("repository")), _text(who.get("workflow")), _text(who.get("ref")),
-            f"{upload.token_id} {state}".strip(),  # type: ignore[attr-defined]
+            "(API token)" if api else _text(who.get("repository")), _text(who.get("workflow")), _text(who.get("ref")),
+            f"{'API token ' if api else ''}{upload.token_id} {state}".strip(),  # type: ignore[attr-defined]
         )
         last = group
     console.print(uploads)

@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
                 provenance = fetch_and_verify(server, verifier, file)
                 if policy is not None:
                     c = provenance.continuity
-                    indexes = [provenance.upload_index, provenance.exchange_index]
+                    authorising = provenance.exchange_index if provenance.exchange_index is not None else provenance.api_token_index
+                    indexes = [provenance.upload_index, authorising]
                     policy.vouch(server, verifier, provenance.checkpoint, indexes + [c.previous_index] * (c.previous_index is not None))
                 attested = fetch_and_verify_attestations(
                     server, provenance, file, trust_root=args.sigstore_trust_root
@@ -191,17 +192,26 @@ def show(console, provenance: Provenance, attested: VerifiedAttestations | None 
     who = p.publisher
     name = p.file.path if p.file is not None else p.filename
     console.print(f"[bold green]OK[/] {escape(str(name))}: {escape(p.project)} {escape(p.version)} ({escape(p.packagetype)})")
-    rows = [
-        ("repository", f"{who['repository'] or '-'} ({who['provider']})"),
-        ("workflow", who["workflow"] or who["workflow_ref"] or "-"),
-        ("ref", who["ref"] or "-"),
-        ("commit", who["sha"] or "-"),
-        ("environment", who["environment"] or "-"),
-        ("actor", who["actor"] or "-"),
+    rows = [("authorised", p.authorised_by)]
+    if who is not None:
+        rows += [
+            ("repository", f"{who['repository'] or '-'} ({who['provider']})"),
+            ("workflow", who["workflow"] or who["workflow_ref"] or "-"),
+            ("ref", who["ref"] or "-"),
+            ("commit", who["sha"] or "-"),
+            ("environment", who["environment"] or "-"),
+            ("actor", who["actor"] or "-"),
+        ]
+    authorising = (
+        f"exchange entry {p.exchange_index}" if p.exchange_index is not None
+        else f"API token {p.token_id} created in entry {p.api_token_index}"
+    )
+    rows += [
         ("uploaded", p.uploaded_at),
-        ("log", f"upload entry {p.upload_index}, exchange entry {p.exchange_index}, "
-                f"proven at size {p.tree_size} of {p.origin}"),
+        ("log", f"upload entry {p.upload_index}, {authorising}, proven at size {p.tree_size} of {p.origin}"),
     ]
+    if p.flags:
+        rows.append(("flags", ", ".join(p.flags) + " (the server's word, not proven)"))
     incidents = "; ".join(f"#{i['id']} (entry {i['log_index']}): {i['description']}" for i in p.incidents)
     rows.append(("incidents", incidents or "none"))
     if attested is not None:

@@ -51,7 +51,7 @@ IDENTITY_CRITERIA = (
     "provider", "repository", "repository_owner_id", "workflow", "job_workflow_ref", "ref", "sha", "environment", "actor",
 )
 EXCHANGE_CRITERIA = ("issuer", "publisher_id", "kid", *IDENTITY_CRITERIA)
-UPLOAD_CRITERIA = ("token_id", "project")
+UPLOAD_CRITERIA = ("token_id", "project", "auth")
 WINDOW = ("since", "until")
 CRITERIA = (*EXCHANGE_CRITERIA, *UPLOAD_CRITERIA, *WINDOW)
 
@@ -200,7 +200,7 @@ def exchange_fields(entry: ExchangeEntry) -> dict[str, Any]:
 def upload_fields(entry: UploadEntry) -> dict[str, Any]:
     """What an upload entry says, under the names blast-radius items and CSV columns use."""
     return {
-        **{f"{name}": value for name, value in entry.publisher.items()},
+        **{f"{name}": value for name, value in (entry.publisher or {}).items()},  # none for an API-token upload
         "time": entry.time,
         "project": entry.project,
         "version": entry.version,
@@ -213,6 +213,7 @@ def upload_fields(entry: UploadEntry) -> dict[str, Any]:
         "token_id": entry.token_id,
         "exchange_index": entry.exchange_index,
         "publisher": entry.publisher,
+        "auth": entry.auth,
     }
 
 
@@ -307,7 +308,7 @@ def _check_matches(result: BlastRadius) -> None:
         for name in UPLOAD_CRITERIA:
             if name in criteria and getattr(upload, name) != criteria[name]:
                 raise AnswerMismatchError(f"{where} does not match the criterion {name}={criteria[name]!r}")
-        exchange = exchanges.get(upload.exchange_index)
+        exchange = exchanges.get(upload.exchange_index) if upload.exchange_index is not None else None
         if selects_exchanges:
             if exchange is None:
                 raise LinkError(f"{where} was authorised by exchange {upload.exchange_index}, which is not in the answer")
@@ -320,6 +321,8 @@ def _check_matches(result: BlastRadius) -> None:
         entry = verified.entry
         assert isinstance(entry, ExchangeEntry)
         where = f"exchanges[{position}] (entry {verified.index})"
+        if criteria.get("auth") == "api_token":  # an exchange authorises trusted publishing only
+            raise AnswerMismatchError(f"{where}: an exchange cannot match auth=api_token")
         if selects_exchanges:
             failed = exchange_matches(criteria, entry)
             if failed is not None:

@@ -16,6 +16,7 @@ Schema (plain `sqlite3`, file ``mirror.sqlite3`` in the state folder)::
                 token_expires_at, projects (JSON list), and the identity
                 fields of app.identity (case-insensitive ones lower-cased)
     upload      idx, at, project, version, filename, sha256, token_id, exchange_idx
+                (NULL for an API-token upload), auth
     revoked     token_id -> the first revocation or incident entry revoking it
     incident    idx, incident_id, description, at, criteria (JSON object)
 
@@ -39,19 +40,22 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from app import tlog
 from app.entries import (
+    ApiTokenEntry,
     Entry,
     ExchangeEntry,
     IncidentEntry,
+    PublisherEntry,
     RevocationEntry,
     UploadEntry,
     decode,
     parse_rfc3339,
     rfc3339,
 )
-from app.identity import continuity, identity_fields, query_key
+from app.identity import authorised_by, continuity, identity_fields, query_key
 from app.tlog import MemoryTree, note
 
 from .blast_radius import (
@@ -75,7 +79,7 @@ IDENTITY_COLUMNS = (
 )
 CSV_COLUMNS = (
     "index", "time", "project", "version", "filename", "packagetype", "sha256", "token_id", "exchange_index",
-    "issuer", "provider", "repository", "workflow", "ref", "sha", "environment",
+    "issuer", "provider", "repository", "workflow", "ref", "sha", "environment", "auth",
 )
 
 _SCHEMA = """
@@ -92,7 +96,8 @@ CREATE TABLE IF NOT EXISTS exchange (
 );
 CREATE TABLE IF NOT EXISTS upload (
     idx INTEGER PRIMARY KEY, at INTEGER NOT NULL, project TEXT NOT NULL, version TEXT NOT NULL,
-    filename TEXT NOT NULL, sha256 TEXT NOT NULL, token_id TEXT NOT NULL, exchange_idx INTEGER NOT NULL
+    filename TEXT NOT NULL, sha256 TEXT NOT NULL, token_id TEXT NOT NULL, exchange_idx INTEGER,
+    auth TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS revoked (token_id TEXT PRIMARY KEY, idx INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS incident (
@@ -126,6 +131,29 @@ class MirrorError(ClientError):
     """A mirror folder that cannot be used (missing, another log's, unreadable)."""
 
     check = "local mirror"
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """A mirror written before API tokens: its `upload` table gains `auth` (every upload
+    then was trusted publishing) and a nullable `exchange_idx`, rebuilt in one transaction."""
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(upload)")]
+    if "auth" in columns:
+        return
+    conn.executescript(
+        """
+        BEGIN IMMEDIATE;
+        ALTER TABLE upload RENAME TO upload_v1;
+        CREATE TABLE upload (
+            idx INTEGER PRIMARY KEY, at INTEGER NOT NULL, project TEXT NOT NULL, version TEXT NOT NULL,
+            filename TEXT NOT NULL, sha256 TEXT NOT NULL, token_id TEXT NOT NULL, exchange_idx INTEGER,
+            auth TEXT NOT NULL
+        );
+        INSERT INTO upload SELECT idx, at, project, version, filename, sha256, token_id, exchange_idx,
+            'trusted_publishing' FROM upload_v1;
+        DROP TABLE upload_v1;
+        COMMIT;
+        """
+    )
 
 
 @dataclass(frozen=True)
@@ -169,6 +197,7 @@ class Mirror:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages of a catch-up stay cached
             self.conn.executescript(_SCHEMA)
+            _upgrade(self.conn)
             for statement in _INDEXES:
                 self.conn.execute(statement)
         except (OSError, sqlite3.Error) as exc:
@@ -293,7 +322,7 @@ class Mirror:
                 "index": idx, "leaf_hash": leaf.hex(), "time": entry.time, "project": entry.project,
                 "version": entry.version, "filename": entry.filename, "packagetype": entry.packagetype,
                 "sha256": entry.sha256, "token_id": entry.token_id, "exchange_index": entry.exchange_index,
-                "entry_bytes": base64.b64encode(data).decode(), "proof": proof,
+                "auth": entry.auth, "entry_bytes": base64.b64encode(data).decode(), "proof": proof,
             }
             result.uploads.append((item, VerifiedItem(idx, leaf, data, entry)))
         result.totals = {
@@ -323,10 +352,25 @@ class Mirror:
             "SELECT idx FROM upload WHERE project = ? AND version != ? AND idx < ? ORDER BY idx DESC LIMIT 1",
             (project, version, upload_index),
         ).fetchone()
-        upload, exchange = self._proven(upload_index, size), self._proven(exchange_index, size)
-        entry, exchange_entry = upload["entry"], exchange["entry"]
+        upload = self._proven(upload_index, size)
+        entry = upload["entry"]
+        auth = entry.get("auth", "trusted_publishing")
+        exchange = api_token = publisher = None
+        flags: list[str] = []
+        if auth == "api_token":
+            created = self._api_token_created(entry["token_id"], upload_index)
+            if created is None:
+                raise MirrorError(f"the mirror holds no creation of API token {entry['token_id']} before entry {upload_index}")
+            api_token = self._proven(created, size)
+            if _trusted_at(self.conn, project, upload_index):
+                flags.append("api_token_on_trusted_project")
+        else:
+            exchange = self._proven(exchange_index, size)
+            exchange_entry = exchange["entry"]
+            publisher = identity_fields(exchange_entry["issuer"], exchange_entry["provider"], exchange_entry["claims"])
         previous_upload = self._proven(previous[0], size) if previous else None
-        before = previous_upload["entry"]["publisher"] if previous_upload else None
+        before = (previous_upload["entry"]["publisher"] or {}) if previous_upload else None
+        logged = entry.get("attestations") or []
         return {
             "project": entry["project"],
             "version": entry["version"],
@@ -336,14 +380,20 @@ class Mirror:
             "sha256": entry["sha256"],
             "blake2b_256": entry["blake2b_256"],
             "uploaded_at": entry["time"],
-            "publisher": identity_fields(exchange_entry["issuer"], exchange_entry["provider"], exchange_entry["claims"]),
+            "auth": auth,
+            "authorised_by": authorised_by(auth, publisher, api_token["entry"] if api_token else None),
+            "publisher": publisher,
             "upload": upload,
             "exchange": exchange,
+            "api_token": api_token,
+            "flags": flags,
+            "attestations": logged,
+            "provenance_url": _integrity_path(entry) if logged else None,
             "checkpoint": latest.note,
             "tree_size": size,
             "incidents": self.covering(upload_index),
             "identity_continuity": {
-                **continuity(entry["publisher"], before),
+                **continuity(entry["publisher"] or {}, before),
                 "previous_release": None if previous_upload is None else {
                     "version": previous_upload["entry"]["version"],
                     "filename": previous_upload["entry"]["filename"],
@@ -351,6 +401,16 @@ class Mirror:
                 },
             },
         }
+
+    def _api_token_created(self, token_id: str, before: int) -> int | None:
+        """The index of the `api_token` create entry of ``token_id`` logged before ``before``."""
+        for idx, data in self.conn.execute(
+            "SELECT idx, data FROM entry WHERE kind = 'api_token' AND idx < ? ORDER BY idx", (before,)
+        ):
+            entry = decode(bytes(data))
+            if isinstance(entry, ApiTokenEntry) and entry.action == "create" and entry.token_id == token_id:
+                return idx
+        return None
 
     def covering(self, upload_index: int) -> list[dict[str, Any]]:
         """The incidents whose blast radius (over the mirror) holds the upload at ``upload_index``, oldest first."""
@@ -384,7 +444,8 @@ class Mirror:
             entry = verified.entry
             assert isinstance(entry, UploadEntry)
             raw = json.loads(verified.entry_bytes)
-            own = {"index": verified.index, "time": entry.time, "exchange_index": entry.exchange_index}
+            own = {"index": verified.index, "time": entry.time, "exchange_index": entry.exchange_index,
+                   "auth": entry.auth}
             publisher = raw.get("publisher") or {}
             writer.writerow([own[c] if c in own else (raw.get(c) if c in raw else publisher.get(c)) for c in CSV_COLUMNS])
         return out.getvalue()
@@ -411,6 +472,9 @@ class Mirror:
 
     def _upload_only(self, values: Mapping[str, str], size: int) -> tuple[list[str], list[Any]]:
         conditions, params = ["r.idx < ?"], [size]
+        if "auth" in values:
+            conditions.append("r.auth = ?")
+            params.append(values["auth"])
         if "token_id" in values:
             conditions.append("r.token_id = ?")
             params.append(values["token_id"])
@@ -428,6 +492,8 @@ class Mirror:
     def _exchanges_sql(self, values: Mapping[str, str], size: int) -> tuple[str, list[Any]]:
         selects = any(name in EXCHANGE_CRITERIA for name in values)
         conditions, params = ["e.idx < ?"], [size]
+        if values.get("auth") == "api_token" and (selects or "token_id" in values):
+            conditions.append("0")  # an exchange authorises trusted publishing only
         if selects:
             more, more_params = self._exchange_conditions(values, window=True)
             conditions += more
@@ -465,6 +531,9 @@ class Mirror:
         if "project" in values:
             conditions.append("r.project = ?")
             params.append(values["project"])
+        if "auth" in values:
+            conditions.append("r.auth = ?")
+            params.append(values["auth"])
         sql = (
             "SELECT r.idx, r.project, r.version FROM upload r JOIN exchange e ON e.idx = r.exchange_idx"
             f" WHERE {' AND '.join(conditions)}"
@@ -475,7 +544,7 @@ class Mirror:
 #: the identity fields whose change identity continuity reports (as the server's provenance answers)
 def _canonical(criteria: Mapping[str, str]) -> dict[str, str]:
     """The criteria in the server's canonical JSON form (projects normalized, times as RFC 3339 UTC)."""
-    names = {*EXCHANGE_CRITERIA, "token_id", "project", *WINDOW}
+    names = {*EXCHANGE_CRITERIA, "token_id", "project", "auth", *WINDOW}
     out: dict[str, str] = {}
     for name, value in criteria.items():
         if name not in names:
@@ -486,6 +555,8 @@ def _canonical(criteria: Mapping[str, str]) -> dict[str, str]:
             out[name] = rfc3339(_seconds(value, f"--{name}"))
         elif name == "project":
             out[name] = normalize_project(value)
+        elif name == "auth" and value not in ("trusted_publishing", "api_token"):
+            raise MirrorError(f"auth must be trusted_publishing or api_token, not {value!r}")
         else:
             out[name] = value
     if not any(name not in WINDOW for name in out):
@@ -493,6 +564,24 @@ def _canonical(criteria: Mapping[str, str]) -> dict[str, str]:
     if "since" in out and "until" in out and _at(out["since"]) >= _at(out["until"]):
         raise MirrorError("since must be before until")
     return dict(sorted(out.items()))
+
+
+def _trusted_at(conn: sqlite3.Connection, project: str, before: int) -> bool:
+    """Whether a trusted publisher was registered for ``project`` (normalized) when entry
+    ``before`` was logged: the mirrored `publisher` entries below it, replayed."""
+    active: set[str] = set()
+    for (data,) in conn.execute("SELECT data FROM entry WHERE kind = 'publisher' AND idx < ? ORDER BY idx", (before,)):
+        entry = decode(bytes(data))
+        if isinstance(entry, PublisherEntry) and normalize_project(entry.project) == project:
+            (active.add if entry.action == "add" else active.discard)(entry.publisher_id)
+    return bool(active)
+
+
+def _integrity_path(upload: Mapping[str, Any]) -> str:
+    """Where the server serves a file's PEP 740 attestations (the Integrity API path,
+    as `app.distributions.simple.integrity_path` builds it)."""
+    parts = (upload["project"], upload["version"], upload["filename"])
+    return "/integrity/" + "/".join(quote(p, safe="") for p in parts) + "/provenance"
 
 
 class Writer:
@@ -519,7 +608,7 @@ class Writer:
         if isinstance(entry, UploadEntry):
             self._uploads.append(
                 (index, at, normalize_project(entry.project), entry.version, entry.filename, entry.sha256,
-                 entry.token_id, entry.exchange_index)
+                 entry.token_id, entry.exchange_index, entry.auth)
             )
         elif isinstance(entry, ExchangeEntry):
             identity = identity_fields(entry.issuer, entry.provider, entry.claims)
@@ -543,7 +632,7 @@ class Writer:
         if self._exchanges:
             conn.executemany(f"INSERT INTO exchange VALUES ({', '.join('?' * 18)})", self._exchanges)
         if self._uploads:
-            conn.executemany("INSERT INTO upload VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._uploads)
+            conn.executemany("INSERT INTO upload VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._uploads)
         if self._revoked:
             conn.executemany("INSERT OR IGNORE INTO revoked VALUES (?, ?)", self._revoked)
         if self._incidents:
@@ -565,6 +654,12 @@ class Writer:
             return None
         entry = decode(bytes(row[0]))
         return entry if isinstance(entry, ExchangeEntry) else None
+
+    def trusted_project(self, project: str, before: int) -> bool:
+        """Whether a trusted publisher was registered for ``project`` when entry ``before`` was
+        logged, replaying the mirrored and staged `publisher` entries below it."""
+        self.flush()
+        return _trusted_at(self.conn, project, before)
 
     def commit(self, size: int, root: bytes, signed_note: str) -> None:
         """Record the verified checkpoint and commit the step."""

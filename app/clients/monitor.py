@@ -38,7 +38,7 @@ from typing import Any
 from app import tlog
 from app.entries import Entry, EntryError, UploadEntry, build, decode
 from app.tlog import TILE_HEIGHT, TILE_WIDTH, note
-from app.watch import Rule
+from app.watch import Rule, events_of
 
 from .errors import VerificationError
 from .items import open_checkpoint
@@ -174,6 +174,7 @@ class Monitor:
         self.progress = progress
         self.witnesses = witnesses
         self.checkpoints = checkpoints
+        self._needs_events = any("event" in r.criteria for r in self.rules)
         self._needs_exchange = any(
             "kid" in r.criteria or "repository_owner_id" in r.criteria
             or any("repository_owner_id" in p for p in (r.allowed or ()))
@@ -281,11 +282,13 @@ class Monitor:
                     ) from exc
                 new.append(computed)
                 if rules:
-                    exchange = None
-                    if self._needs_exchange and isinstance(entry, UploadEntry):
+                    exchange, events = None, frozenset()
+                    if self._needs_exchange and isinstance(entry, UploadEntry) and entry.exchange_index is not None:
                         exchange = writer.exchange(entry.exchange_index)
+                    if self._needs_events and isinstance(entry, UploadEntry) and entry.auth == "api_token":
+                        events = events_of(entry, writer.trusted_project(entry.project, index))
                     for rule in rules:
-                        if rule.matches(entry, exchange):
+                        if rule.matches(entry, exchange, events):
                             step.matches.append(Match(rule.name, index, computed, entry))
             tree.extend_hashes(new)
             writer.flush()

@@ -24,8 +24,15 @@ It asks the server for ``GET /api/v1/provenance/{sha256}`` and
   some (the attestations themselves are checked by
   :mod:`app.clients.attestations`).
 
+An API-token upload (``auth: api_token``) has no exchange: instead the
+``api_token`` item must be proven, the ``create`` entry of the upload's
+token, for the upload's project, logged before it; ``publisher`` is null and
+``authorised_by`` is recomputed (:func:`app.identity.authorised_by`).
+
 What the client cannot check from one answer: that the named previous
-release is really the newest earlier one, and the incidents (reported as
+release is really the newest earlier one, that the API token was not
+revoked before the upload, the ``flags`` (``api_token_on_trusted_project``
+is server state at the upload's index), and the incidents (reported as
 the server gives them, with their log indexes).
 """
 
@@ -34,13 +41,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
 from app import tlog
-from app.entries import ExchangeEntry, UploadEntry
-from app.identity import CONTINUITY_FIELDS, continuity_key, identity_fields
+from app.entries import API_TOKEN, ApiTokenEntry, ExchangeEntry, UploadEntry
+from app.identity import CONTINUITY_FIELDS, authorised_by, continuity_key, identity_fields
 from app.tlog import note
+from app.watch import EVENTS as FLAGS
 
 from .errors import AnswerMismatchError, FileHashError, LinkError, MalformedAnswer
 from .http import Server
@@ -108,14 +117,19 @@ class Provenance:
     packagetype: str
     uploaded_at: str
     upload_index: int
-    exchange_index: int
+    exchange_index: int | None  # None for an API-token upload
     token_id: str
-    publisher: dict[str, str | None]
+    publisher: dict[str, str | None] | None  # None for an API-token upload
     continuity: Continuity
     incidents: list[dict[str, Any]]
     checkpoint: tlog.Checkpoint | None = None  # the verified checkpoint the answer is proven at
     upload: UploadEntry | None = None  # the verified upload entry
     provenance_url: str | None = None  # where the server serves its PEP 740 attestations (None: it has none)
+    auth: str = "trusted_publishing"  # the upload entry's `auth`
+    authorised_by: str = ""  # app.identity.authorised_by, recomputed from the proven entries
+    api_token: ApiTokenEntry | None = None  # the proven create entry of the API token behind the upload
+    api_token_index: int | None = None
+    flags: list[str] = dataclass_field(default_factory=list)  # server-stated (api_token_on_trusted_project)
 
 
 def fetch_and_verify(server: Server, verifier: note.Verifier, file: LocalFile) -> Provenance:
@@ -131,9 +145,26 @@ def verify_provenance(answer: Any, verifier: note.Verifier, file: LocalFile | No
     checkpoint = open_checkpoint(answer.get("checkpoint"), verifier)
     expect_equal("answer", "tree_size", integer(answer, "tree_size", "answer"), checkpoint.size)
     upload_item = verify_item(field(answer, "upload", dict, "answer"), checkpoint, "upload", kind="upload")
-    exchange_item = verify_item(field(answer, "exchange", dict, "answer"), checkpoint, "exchange", kind="exchange")
-    upload, exchange = upload_item.entry, exchange_item.entry
-    assert isinstance(upload, UploadEntry) and isinstance(exchange, ExchangeEntry)
+    upload = upload_item.entry
+    assert isinstance(upload, UploadEntry)
+    exchange_index: int | None = None
+    api_token: ApiTokenEntry | None = None
+    api_token_index: int | None = None
+    if upload.auth == API_TOKEN:
+        expect_equal("answer", "exchange", answer.get("exchange"), None)
+        token_item = verify_item(field(answer, "api_token", dict, "answer"), checkpoint, "api_token", kind="api_token")
+        api_token, api_token_index = token_item.entry, token_item.index
+        assert isinstance(api_token, ApiTokenEntry)
+        _check_token_link(upload, upload_item.index, api_token, api_token_index)
+        publisher = None
+    else:
+        expect_equal("answer", "api_token", answer.get("api_token"), None)
+        exchange_item = verify_item(field(answer, "exchange", dict, "answer"), checkpoint, "exchange", kind="exchange")
+        exchange = exchange_item.entry
+        assert isinstance(exchange, ExchangeEntry)
+        _check_link(upload, upload_item.index, exchange, exchange_item.index)
+        exchange_index = exchange_item.index
+        publisher = identity_fields(exchange.issuer, exchange.provider, exchange.claims)
 
     if file is not None:
         for name in ("sha256", "blake2b_256", "size", "filename"):
@@ -141,13 +172,19 @@ def verify_provenance(answer: Any, verifier: note.Verifier, file: LocalFile | No
             if logged != local:
                 raise FileHashError(f"the upload entry's {name} is {logged!r}, the file {file.path}'s is {local!r}")
 
-    _check_link(upload, upload_item.index, exchange, exchange_item.index)
-    publisher = identity_fields(exchange.issuer, exchange.provider, exchange.claims)
-
     for name in ("project", "version", "filename", "packagetype", "size", "sha256", "blake2b_256"):
         expect_equal("answer", name, answer.get(name), getattr(upload, name))
     expect_equal("answer", "uploaded_at", answer.get("uploaded_at"), upload.time)
     expect_equal("answer", "publisher", answer.get("publisher"), publisher)
+    expect_equal("answer", "auth", answer.get("auth"), upload.auth)
+    said = authorised_by(upload.auth, publisher, None if api_token is None else {"description": api_token.description, "time": api_token.time})
+    expect_equal("answer", "authorised_by", answer.get("authorised_by"), said)
+    flags = field(answer, "flags", list, "answer")
+    for flag in flags:
+        if flag not in FLAGS:
+            raise MalformedAnswer(f"answer.flags names {flag!r:.80}, not one of {', '.join(FLAGS)}")
+    if flags and upload.auth != API_TOKEN:
+        raise AnswerMismatchError(f"answer.flags {flags} raised for an upload that was not made with an API token")
     logged_attestations = upload.attestations or []
     expect_equal("answer", "attestations", answer.get("attestations"), logged_attestations)
     provenance_url = answer.get("provenance_url")
@@ -176,7 +213,7 @@ def verify_provenance(answer: Any, verifier: note.Verifier, file: LocalFile | No
         packagetype=upload.packagetype,
         uploaded_at=upload.time,
         upload_index=upload_item.index,
-        exchange_index=exchange_item.index,
+        exchange_index=exchange_index,
         token_id=upload.token_id,
         publisher=publisher,
         continuity=continuity,
@@ -184,7 +221,21 @@ def verify_provenance(answer: Any, verifier: note.Verifier, file: LocalFile | No
         checkpoint=checkpoint,
         upload=upload,
         provenance_url=provenance_url,
+        auth=upload.auth,
+        authorised_by=said,
+        api_token=api_token,
+        api_token_index=api_token_index,
+        flags=flags,
     )
+
+
+def _check_token_link(upload: UploadEntry, upload_index: int, token: ApiTokenEntry, token_index: int) -> None:
+    if token.action != "create" or token.token_id != upload.token_id:
+        raise LinkError(f"entry {token_index} is not the creation of API token {upload.token_id}")
+    if token.project != upload.project:
+        raise LinkError(f"API token {upload.token_id} was created for {token.project!r}, not {upload.project!r}")
+    if token_index >= upload_index:
+        raise LinkError(f"API token entry {token_index} is not logged before upload entry {upload_index}")
 
 
 def _check_link(upload: UploadEntry, upload_index: int, exchange: ExchangeEntry, exchange_index: int) -> None:
@@ -213,7 +264,8 @@ def _verify_continuity(answer: dict, checkpoint: tlog.Checkpoint, upload: Upload
     # Both identities are the `publisher` objects of the two proven upload entries.
     where = "answer.identity_continuity"
     section = field(answer, "identity_continuity", dict, "answer")
-    current = {name: upload.publisher.get(name) for name in CONTINUITY_FIELDS}
+    # an API-token upload has no publisher: every field None (a change from any publisher)
+    current = {name: (upload.publisher or {}).get(name) for name in CONTINUITY_FIELDS}
     expect_equal(where, "current", section.get("current"), current)
     release = section.get("previous_release")
     if release is None:
@@ -232,7 +284,7 @@ def _verify_continuity(answer: dict, checkpoint: tlog.Checkpoint, upload: Upload
         raise AnswerMismatchError(f"{release_where} is of version {upload.version!r}, the file's own version")
     if item.index >= upload_index:
         raise AnswerMismatchError(f"{release_where} (entry {item.index}) is not logged before this upload ({upload_index})")
-    previous = {name: previous_upload.publisher.get(name) for name in CONTINUITY_FIELDS}
+    previous = {name: (previous_upload.publisher or {}).get(name) for name in CONTINUITY_FIELDS}
     expect_equal(where, "previous", section.get("previous"), previous)
     changed = continuity_key(current) != continuity_key(previous)
     expect_equal(where, "changed", section.get("changed"), changed)

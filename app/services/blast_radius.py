@@ -9,11 +9,14 @@ Semantics (the route's OpenAPI description says the same):
   The uploads are those made with a token one of these exchanges minted,
   whenever they happened, even after `until`: the token was already in the
   attacker's hands. `token_id` and `project` narrow both lists (an
-  exchange's token covered `project`, an upload is of `project`).
-* With only upload criteria (`token_id`, `project`), the window applies to
-  the uploads' time. The exchanges are then the one that minted `token_id`
-  (even if it never uploaded anything), or the exchanges behind the
-  selected uploads.
+  exchange's token covered `project`, an upload is of `project`). `auth`
+  narrows the uploads to one way of authorisation; `auth=api_token` with
+  exchange criteria matches nothing (an exchange is trusted publishing).
+* With only upload criteria (`token_id`, `project`, `auth`), the window
+  applies to the uploads' time. The exchanges are then the one that minted
+  `token_id` (even if it never uploaded anything), or the exchanges behind
+  the selected uploads. `token_id` may be an API token's id: its uploads
+  (`auth: api_token`, no exchange) are found the same way.
 
 An answer pins one signed checkpoint: every item is at an index below its
 `tree_size` and carries its entry bytes and inclusion proof at that size.
@@ -38,10 +41,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import Engine, and_, case, distinct, func, select
+from sqlalchemy import Engine, and_, case, distinct, false, func, select
 from sqlalchemy.sql import Select
 
-from app.entries import rfc3339
+from app.entries import API_TOKEN, TRUSTED_PUBLISHING, rfc3339
 from app.errors import BadRequest, NotFound
 from app.oidc.identity import identity_fields, query_key
 from app.services.criteria import EXCHANGE_CRITERIA, Criteria
@@ -59,7 +62,7 @@ MAX_LIMIT = 1000
 CSV_CHUNK = 1000
 CSV_COLUMNS = (
     "index", "time", "project", "version", "filename", "packagetype", "sha256", "token_id", "exchange_index",
-    "issuer", "provider", "repository", "workflow", "ref", "sha", "environment",
+    "issuer", "provider", "repository", "workflow", "ref", "sha", "environment", "auth",
 )
 
 
@@ -116,6 +119,8 @@ class BlastRadius:
         """Matching exchanges (log_index, token expiry, revocation time) below `size`."""
         source = _e.outerjoin(_t, _t.c.id == _e.c.token_id)
         conditions = [_e.c.log_index < size]
+        if criteria.get("auth") == API_TOKEN and (criteria.selects_exchanges or criteria.get("token_id")):
+            conditions.append(false())  # exchanges authorise trusted publishing only
         if criteria.selects_exchanges:
             source, conditions = self._exchange_filter(criteria, source, conditions, window=True)
             if criteria.get("token_id"):
@@ -146,6 +151,7 @@ class BlastRadius:
             conditions.append(_r.c.token_id == criteria.get("token_id"))
         if criteria.get("project"):
             conditions.append(_r.c.project == criteria.get("project"))
+        conditions.extend(_auth_conditions(criteria))
         return select(*columns).select_from(source).where(*conditions)
 
     @staticmethod
@@ -180,6 +186,7 @@ class BlastRadius:
             conditions.append(_r.c.uploaded_at >= criteria.since)
         if criteria.until is not None:
             conditions.append(_r.c.uploaded_at < criteria.until)
+        conditions.extend(_auth_conditions(criteria))
         return conditions
 
     # --- answers -----------------------------------------------------------------
@@ -301,6 +308,16 @@ class BlastRadius:
         return size, chunks()
 
 
+def _auth_conditions(criteria: Criteria) -> list:
+    """An API-token upload is the release row without an exchange."""
+    auth = criteria.get("auth")
+    if auth == API_TOKEN:
+        return [_r.c.exchange_log_index.is_(None)]
+    if auth is not None:
+        return [_r.c.exchange_log_index.is_not(None)]
+    return []
+
+
 def _proof(proven: ProvenEntry) -> dict[str, Any]:
     proof = proven.proof
     return {"tree_size": proof.tree_size, "root_hash": proof.root_hash.hex(), "hashes": [h.hex() for h in proof.hashes]}
@@ -344,6 +361,7 @@ def upload_item(proven: ProvenEntry) -> dict[str, Any]:
         "sha256": entry["sha256"],
         "token_id": entry["token_id"],
         "exchange_index": entry["exchange_index"],
+        "auth": entry.get("auth", TRUSTED_PUBLISHING),
         "entry_bytes": base64.b64encode(proven.stored.data).decode(),
         "proof": _proof(proven),
     }
@@ -364,5 +382,6 @@ def csv_row(proven: ProvenEntry) -> list[Any]:
         "index": proven.stored.index,
         "time": entry["time"],
         "exchange_index": entry["exchange_index"],
+        "auth": entry.get("auth", TRUSTED_PUBLISHING),
     }
     return [own[c] if c in own else (entry.get(c) if c in entry else publisher.get(c)) for c in CSV_COLUMNS]

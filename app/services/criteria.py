@@ -9,7 +9,8 @@ times as RFC 3339 UTC whole seconds.
                         workflow (a file name, or a full workflow_ref when it
                         contains '@'), job_workflow_ref, ref, sha, environment,
                         actor, publisher_id, kid
-    upload criteria     token_id, project
+    upload criteria     token_id (an upload token's or an API token's id), project,
+                        auth (trusted_publishing or api_token: how uploads were authorised)
     window              since (inclusive), until (exclusive), RFC 3339
 
 At least one exchange or upload criterion is required: a window alone would
@@ -48,7 +49,9 @@ IDENTITY_CRITERIA = (
 #: criteria matched against the `exchange` row itself
 EXCHANGE_CRITERIA = ("issuer", "publisher_id", "kid")
 #: criteria that select uploads directly
-UPLOAD_CRITERIA = ("token_id", "project")
+UPLOAD_CRITERIA = ("token_id", "project", "auth")
+#: the values of `auth` (`UploadEntry.auth`)
+AUTHS = ("trusted_publishing", "api_token")
 WINDOW = ("since", "until")
 NAMES = (*EXCHANGE_CRITERIA, *IDENTITY_CRITERIA, *UPLOAD_CRITERIA, *WINDOW)
 MAX_VALUE = 1000
@@ -143,6 +146,10 @@ def _build(items: Iterable[tuple[str, str]]) -> Criteria:
             times[name] = parse_time(name, value)
         elif name == "project":
             values[name] = project_name(value)
+        elif name == "auth":
+            if value not in AUTHS:
+                raise BadRequest(f"auth must be one of {', '.join(AUTHS)}, not {value!r:.80}")
+            values[name] = value
         else:
             values[name] = value
     if not values:

@@ -47,8 +47,8 @@ from sqlalchemy.engine import Connection
 from app.entries import EntryError, ExchangeEntry, UploadEntry, decode, rfc3339
 from app.storage.db import WRITE
 from app.storage.log_store import LogStore, StoredCheckpoint, StoredEntry
-from app.storage.tables import Monitor, WebhookDelivery
-from app.watch import Rule, WatchRuleError, parse_rule
+from app.storage.tables import Monitor, Publisher, WebhookDelivery
+from app.watch import Rule, WatchRuleError, events_of, parse_rule
 from app.webhooks import sign_headers
 
 log = logging.getLogger("pubtrail.webhooks")
@@ -61,6 +61,7 @@ GIVE_UP_AFTER = 86400
 SCAN_MAX = 1000  # entries one scan reads
 CLAIM_MAX = 64  # attempts one pass claims
 _monitors = Monitor.__table__
+_publishers = Publisher.__table__
 _deliveries = WebhookDelivery.__table__
 
 
@@ -177,6 +178,7 @@ class Deliveries:
         monitors = [m for m in behind if m.cursor < stop]
         entries = self._decoded(self.store.entries(start, stop))
         exchanges = self._exchanges(entries)
+        events = self._events(entries)
         now = self.clock()
         stored = 0
         with self._writing() as conn:
@@ -194,7 +196,7 @@ class Deliveries:
                     if raw.index < monitor.cursor or entry is None or rule is None:
                         continue
                     exchange = exchanges.get(entry.exchange_index) if isinstance(entry, UploadEntry) else None
-                    if rule.matches(entry, exchange):
+                    if rule.matches(entry, exchange, events.get(raw.index, frozenset())):
                         rows.append(
                             {
                                 "id": event_id(monitor.id, raw.index),
@@ -222,6 +224,25 @@ class Deliveries:
             except EntryError as exc:  # never appended by pubtrail; the audit reports it
                 log.error("webhooks: entry %d does not decode (%s); it matches no monitor", raw.index, exc)
                 out.append((raw, None))
+        return out
+
+    def _events(self, entries: list[tuple[StoredEntry, object]]) -> dict[int, frozenset[str]]:
+        """The watch events (`app.watch.events_of`) of the API-token uploads among `entries`:
+        was a trusted publisher registered for the project when the upload was logged?"""
+        out: dict[int, frozenset[str]] = {}
+        wanted = [(raw.index, e) for raw, e in entries if isinstance(e, UploadEntry) and e.auth == "api_token"]
+        if not wanted:
+            return out
+        with self.engine.connect() as conn:
+            for index, entry in wanted:
+                trusted = conn.execute(
+                    select(_publishers.c.added_log_index).where(
+                        _publishers.c.project == entry.project,
+                        _publishers.c.added_log_index < index,
+                        _publishers.c.removed_log_index.is_(None) | (_publishers.c.removed_log_index > index),
+                    ).limit(1)
+                ).first()
+                out[index] = events_of(entry, trusted is not None)
         return out
 
     def _exchanges(self, entries: list[tuple[StoredEntry, object]]) -> dict[int, ExchangeEntry]:

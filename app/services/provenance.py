@@ -14,6 +14,14 @@ item named in it can be proven at that size even while the log grows.
   URL that serves them (null without attestations).
   Fields are read from the upload entry, not from the projection, and the
   projection's exchange index must be the one the entry names.
+  How the upload was authorised is said plainly: `auth` (the entry's),
+  `authorised_by` (`app.identity.authorised_by`: "uploaded with API token
+  'ci-legacy' created 2024-06-01", or the trusted publisher). An API-token
+  upload has `exchange` and `publisher` null and instead `api_token`: the
+  token's `api_token` create entry, proven like the others. `flags` lists
+  `api_token_on_trusted_project` when a trusted publisher was registered for
+  the project when an API-token upload was logged (server state at that
+  index, like incidents: not provable from this answer alone).
 - :meth:`Provenance.project` / :meth:`Provenance.release` (``GET
   /api/v1/projects/{project}[/{version}]``): releases and files, each file
   with its publisher identity, the index and leaf hash of its upload and of
@@ -37,7 +45,8 @@ recompute `changed` from proven data alone.
 Cost: a provenance answer is a constant number of indexed queries (file by
 sha256, previous release by project and log index, the entries by index)
 plus proofs from the cached tiles; a project page is three queries whatever
-its number of files.
+its number of files, plus one for the project's API tokens when it has
+API-token uploads.
 """
 
 from __future__ import annotations
@@ -53,11 +62,11 @@ from app import tlog
 from app.entries import rfc3339
 from app.distributions.simple import integrity_path
 from app.errors import BadRequest, NotFound
-from app.identity import CONTINUITY_FIELDS, continuity, identity_fields
+from app.identity import CONTINUITY_FIELDS, authorised_by, continuity, identity_fields
 from app.services.log_reader import EntryIntegrityError, LogReader
 from app.services.publishers import project_name
 from app.storage.log_store import StoredCheckpoint
-from app.storage.tables import LogEntry, Publisher, ReleaseAttestation, ReleaseFile
+from app.storage.tables import ApiToken, LogEntry, Publisher, ReleaseAttestation, ReleaseFile
 
 __all__ = ["CONTINUITY_FIELDS", "Provenance", "continuity", "parse_sha256"]
 
@@ -68,10 +77,17 @@ _release = ReleaseFile.__table__
 _attestation = ReleaseAttestation.__table__
 _entry = LogEntry.__table__
 _publisher = Publisher.__table__
+_api_token = ApiToken.__table__
+
+#: flags a provenance answer can raise (`flags`), each also a watch-rule event (`app.watch.EVENTS`)
+API_TOKEN_ON_TRUSTED_PROJECT = "api_token_on_trusted_project"
 
 # Statements built once, executed with parameters.
 _FILE_BY_SHA256 = (
-    select(_release.c.log_index, _release.c.exchange_log_index, _release.c.project, _release.c.version)
+    select(
+        _release.c.log_index, _release.c.exchange_log_index, _release.c.project, _release.c.version,
+        _release.c.token_id,
+    )
     .where(_release.c.sha256 == bindparam("sha256"))
     .order_by(_release.c.log_index)
     .limit(1)
@@ -99,6 +115,7 @@ _PROJECT_FILES = (
         _release.c.uploaded_at,
         _release.c.log_index,
         _release.c.exchange_log_index,
+        _release.c.token_id,
         _upload_leaf.c.leaf_hash,
         _release.c.project,
         exists().where(_attestation.c.log_index == _release.c.log_index).label("attested"),
@@ -114,6 +131,24 @@ _PROJECT_EXCHANGES = select(_entry.c.index, _entry.c.leaf_hash, _entry.c.data).w
         )
     )
 )
+# the create entry of the API token behind an upload
+_API_TOKEN_CREATED = select(_api_token.c.created_log_index).where(_api_token.c.id == bindparam("id"))
+# a project's API tokens created below a size, with their create entries' leaf hashes (project pages)
+_token_leaf = _entry.alias("token_leaf")
+_PROJECT_API_TOKENS = (
+    select(
+        _api_token.c.id, _api_token.c.description, _api_token.c.created_at, _api_token.c.created_log_index,
+        _token_leaf.c.leaf_hash,
+    )
+    .join(_token_leaf, _token_leaf.c.index == _api_token.c.created_log_index)
+    .where(_api_token.c.project == bindparam("project"), _api_token.c.created_log_index < bindparam("size"))
+)
+# was a trusted publisher registered for the project when the entry at `at` was logged?
+_TRUSTED_AT = select(_publisher.c.added_log_index).where(
+    _publisher.c.project == bindparam("project"),
+    _publisher.c.added_log_index < bindparam("at"),
+    (_publisher.c.removed_log_index.is_(None)) | (_publisher.c.removed_log_index > bindparam("at")),
+).limit(1)
 _added_leaf = _entry.alias("added_leaf")
 _removed_leaf = _entry.alias("removed_leaf")
 _PUBLISHER_HISTORY = (
@@ -194,11 +229,29 @@ class Provenance:
             previous = conn.execute(
                 _PREVIOUS_RELEASE, {"project": row.project, "version": row.version, "before": upload_index}
             ).first()
+            flags = []
+            if exchange_index is None:  # an API-token upload: its token's create entry instead of an exchange
+                exchange_index = conn.execute(_API_TOKEN_CREATED, {"id": row.token_id}).scalar()
+                if exchange_index is None:
+                    raise EntryIntegrityError(
+                        f"upload entry {upload_index} names API token {row.token_id}, which has no create entry "
+                        "(the api_token projection disagrees with the log; run `pubtrail audit`)"
+                    )
+                trusted = conn.execute(_TRUSTED_AT, {"project": row.project, "at": upload_index}).first()
+                if trusted is not None:
+                    flags.append(API_TOKEN_ON_TRUSTED_PROJECT)
         indexes = [upload_index, exchange_index] + ([previous.log_index] if previous is not None else [])
         proven = [p.to_json() for p in self.reader.proven(indexes, checkpoint.size)]
-        upload, exchange = proven[0], proven[1]
-        _check_pair(upload, exchange, row.project, row.version)
-        entry, exchange_entry = upload["entry"], exchange["entry"]
+        upload, authorising = proven[0], proven[1]
+        _check_pair(upload, authorising, row.project, row.version)
+        entry = upload["entry"]
+        if entry.get("auth") == "api_token":
+            exchange, api_token, publisher = None, authorising, None
+        else:
+            exchange, api_token = authorising, None
+            exchange_entry = exchange["entry"]
+            publisher = identity_fields(exchange_entry["issuer"], exchange_entry["provider"], exchange_entry["claims"])
+        auth = entry.get("auth", "trusted_publishing")
         answer = {
             "project": entry["project"],
             "version": entry["version"],
@@ -208,9 +261,13 @@ class Provenance:
             "sha256": entry["sha256"],
             "blake2b_256": entry["blake2b_256"],
             "uploaded_at": entry["time"],
-            "publisher": identity_fields(exchange_entry["issuer"], exchange_entry["provider"], exchange_entry["claims"]),
+            "auth": auth,
+            "authorised_by": authorised_by(auth, publisher, api_token["entry"] if api_token else None),
+            "publisher": publisher,
             "upload": upload,
             "exchange": exchange,
+            "api_token": api_token,
+            "flags": flags,
             "checkpoint": checkpoint.note,
             "tree_size": checkpoint.size,
             "incidents": self._incidents(upload_index),
@@ -218,7 +275,8 @@ class Provenance:
         }
         previous_upload = proven[2] if previous is not None else None
         answer["identity_continuity"] = {
-            **continuity(entry["publisher"], previous_upload["entry"]["publisher"] if previous_upload else None),
+            # an API-token upload has no publisher identity: every field None, a change from any publisher
+            **continuity(entry["publisher"] or {}, (previous_upload["entry"]["publisher"] or {}) if previous_upload else None),
             "previous_release": None
             if previous_upload is None
             else {
@@ -288,8 +346,20 @@ class Provenance:
                 bytes(ex.leaf_hash).hex(),
                 identity_fields(entry["issuer"], entry["provider"], entry["claims"]),
             )
+        tokens: dict[str, dict[str, Any]] = {}
+        if any(row.exchange_log_index is None for row in rows):  # API-token uploads: one more query
+            with self.engine.connect() as conn:
+                for token in conn.execute(_PROJECT_API_TOKENS, {"project": name, "size": checkpoint.size}):
+                    tokens[token.id] = {
+                        "id": token.id, "index": token.created_log_index, "leaf_hash": bytes(token.leaf_hash).hex(),
+                        "description": token.description, "time": rfc3339(token.created_at),
+                    }
         covering = self._incidents_of([row.log_index for row in rows])
-        return checkpoint, _files(rows, identities, covering), _history(publishers, checkpoint.size)
+        return (
+            checkpoint,
+            _files(rows, identities, covering, tokens, publishers),
+            _history(publishers, checkpoint.size),
+        )
 
     def _incidents_of(self, upload_indexes: list[int]) -> dict[int, list[dict[str, Any]]]:
         if self.incidents is None or not upload_indexes:
@@ -312,17 +382,32 @@ def _files(
     rows: Sequence[Any],
     identities: Mapping[int, tuple[str, dict[str, Any]]],
     incidents: Mapping[int, list[dict[str, Any]]],
+    tokens: Mapping[str, dict[str, Any]] | None = None,
+    publishers: Sequence[Any] = (),
 ) -> list[dict[str, Any]]:
     """Each file's JSON, rows in log order. Its previous release is found in one pass:
-    the file just before it, or, when that one has the same version, its previous release."""
+    the file just before it, or, when that one has the same version, its previous release.
+    An API-token upload names its token (`api_token`: id, description, the index and leaf
+    hash of its create entry) instead of an exchange and a publisher."""
     out: list[dict[str, Any]] = []
     previous_of: list[int | None] = []  # position in `out` of each file's previous release
     for position, row in enumerate(rows):
-        if row.exchange_log_index not in identities:
+        token, flags = None, []
+        if row.exchange_log_index is None:
+            token = (tokens or {}).get(row.token_id)
+            if token is None:
+                raise EntryIntegrityError(
+                    f"API token {row.token_id} named by upload {row.log_index} has no create entry in storage"
+                )
+            leaf_hash, identity = None, None
+            if _trusted_at(publishers, row.log_index):
+                flags.append(API_TOKEN_ON_TRUSTED_PROJECT)
+        elif row.exchange_log_index not in identities:
             raise EntryIntegrityError(
                 f"exchange entry {row.exchange_log_index} named by upload {row.log_index} is missing from storage"
             )
-        leaf_hash, identity = identities[row.exchange_log_index]
+        else:
+            leaf_hash, identity = identities[row.exchange_log_index]
         if position == 0:
             previous = None
         elif rows[position - 1].version != row.version:
@@ -342,10 +427,16 @@ def _files(
                 "requires_python": row.requires_python,
                 "uploaded_at": rfc3339(row.uploaded_at),
                 "upload": {"index": row.log_index, "leaf_hash": bytes(row.leaf_hash).hex()},
-                "exchange": {"index": row.exchange_log_index, "leaf_hash": leaf_hash},
+                "auth": "api_token" if token is not None else "trusted_publishing",
+                "authorised_by": authorised_by(
+                    "api_token" if token is not None else "trusted_publishing", identity, token
+                ),
+                "exchange": None if token is not None else {"index": row.exchange_log_index, "leaf_hash": leaf_hash},
+                "api_token": token,
                 "publisher": identity,
+                "flags": flags,
                 "identity_continuity": {
-                    **continuity(identity, before["publisher"] if before else None),
+                    **continuity(identity or {}, (before["publisher"] or {}) if before else None),
                     "previous_release": None
                     if before is None
                     else {"version": before["version"], "filename": before["filename"], "upload": before["upload"]},
@@ -355,6 +446,14 @@ def _files(
             }
         )
     return out
+
+
+def _trusted_at(publishers: Sequence[Any], index: int) -> bool:
+    """Whether any of the project's publisher rows was registered when entry `index` was logged."""
+    return any(
+        row.added_log_index < index and (row.removed_log_index is None or row.removed_log_index > index)
+        for row in publishers
+    )
 
 
 def _history(rows: Sequence[Any], size: int) -> list[dict[str, Any]]:
@@ -408,7 +507,22 @@ def _checked_entry(index: int, data: bytes, leaf_hash: bytes) -> dict[str, Any]:
 
 def _check_pair(upload: dict[str, Any], exchange: dict[str, Any], project: str, version: str) -> None:
     """The projection named these entries (and the file's project and version, which chose
-    the previous release); they must be an upload of that release and the exchange it names."""
+    the previous release); they must be an upload of that release and the exchange it names,
+    or, for an API-token upload, the `api_token` create entry of its token."""
+    if upload["kind"] == "upload" and upload["entry"].get("auth") == "api_token":
+        token = exchange["entry"]
+        if (
+            exchange["kind"] != "api_token"
+            or token["action"] != "create"
+            or token["token_id"] != upload["entry"]["token_id"]
+            or (upload["entry"]["project"], upload["entry"]["version"]) != (project, version)
+        ):
+            raise EntryIntegrityError(
+                f"entry {exchange['index']} is not the creation of API token {upload['entry']['token_id']} "
+                f"named by upload {upload['index']} (the api_token projection disagrees with the log; "
+                "run `pubtrail audit`)"
+            )
+        return
     if (
         upload["kind"] != "upload"
         or exchange["kind"] != "exchange"

@@ -16,7 +16,7 @@ import httpx
 
 from app import tlog
 from app.entries import ExchangeEntry, UploadEntry, rfc3339
-from app.identity import identity_fields
+from app.identity import authorised_by, identity_fields
 from app.tlog import note
 
 ORIGIN = "forge.test/log"
@@ -111,9 +111,17 @@ class Forge:
         return {
             **{k: upload[k] for k in ("project", "version", "filename", "packagetype", "size", "sha256", "blake2b_256")},
             "uploaded_at": upload["time"],
+            "auth": "trusted_publishing",
+            "authorised_by": authorised_by(
+                "trusted_publishing", identity_fields(exchange["issuer"], exchange["provider"], exchange["claims"]), None
+            ),
             "publisher": identity_fields(exchange["issuer"], exchange["provider"], exchange["claims"]),
             "upload": self.item(upload_index),
             "exchange": self.item(upload["exchange_index"]),
+            "api_token": None,
+            "flags": [],
+            "attestations": upload.get("attestations") or [],
+            "provenance_url": None,
             "checkpoint": self.checkpoint(),
             "tree_size": self.tree.size,
             "incidents": [],
