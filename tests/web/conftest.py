@@ -125,7 +125,7 @@ def server(seeded: Seeded) -> Iterator[str]:
             env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded CI machine starts slowly
     try:
         while True:
             try:

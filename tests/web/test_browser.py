@@ -39,7 +39,7 @@ PETER_NOTE = (
 )
 
 
-def badge(page, timeout: float = 15_000) -> tuple[str, str]:
+def badge(page, timeout: float = 45_000) -> tuple[str, str]:
     """Wait for the verification badge to settle; (state, reason)."""
     page.wait_for_selector('#verification[data-state=verified], #verification[data-state=failed]', timeout=timeout)
     element = page.locator("#verification")
@@ -56,6 +56,12 @@ def test_status_page_verifies_the_checkpoint(server, seeded, page, artifacts):
     assert page.locator("svg.chart rect").count() > 0
     assert page.locator("table tbody tr").count() == 15
     screenshot(page, artifacts, "status")
+    # keyboard: the first Tab reaches the skip link, the next ones the navigation and the search box
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "#main"
+    for _ in range(4):
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "q"
     # pinning the server's key: pages now say they checked against the pinned key
     page.click("#pin-server-key")
     assert page.locator("#pinned-key").input_value() == seeded.verifier_key
@@ -226,12 +232,12 @@ def test_declaring_an_incident_from_the_blast_radius_page(server, seeded, page, 
     page.fill("#admin-token", "not-the-token")
     page.fill("#incident-description", "app-2's release workflow leaked its token")
     page.click("#declare")
-    expect(page.locator("#incident-result")).to_contain_text("Refused", timeout=15_000)
+    expect(page.locator("#incident-result")).to_contain_text("Refused", timeout=45_000)
     assert "HTTP 401" in page.locator("#incident-result").inner_text()
     assert page.locator("#admin-token").input_value() == ""
     page.fill("#admin-token", ADMIN_TOKEN)
     page.keyboard.press("Enter")  # the form works from the keyboard
-    expect(page.locator("#incident-result")).to_contain_text("declared in log entry", timeout=15_000)
+    expect(page.locator("#incident-result")).to_contain_text("declared in log entry", timeout=45_000)
     screenshot(page, artifacts, "blast-radius-incident")
     index = int(re.search(r"log entry (\d+)", page.locator("#incident-result").inner_text()).group(1))
     entry = httpx.get(f"{server}/api/v1/log/entries/{index}").json()["entry"]
