@@ -9,26 +9,31 @@ restart over the same database and data folder recovers, and the full audit
 (`pubtrail audit`: entries, tiles, checkpoints, query tables, stored files)
 finds nothing wrong.
 
-How it is checked, on SQLite and on PostgreSQL, on one log per database: a
-real service (build_runtime)
-drives real entries through its services, in rounds of three requests: a
-trusted publisher added (a `publisher` entry), an OIDC token exchanged for an
-upload token (an `exchange` entry; the token is signed by a local issuer and
-verified against its JWKS over HTTP), and a wheel uploaded with that token (a
-multipart body parsed into the spool, stored content-addressed, an `upload`
-entry). `tests/reliability/faults.py` numbers every write step of a normal
-round (each INSERT/UPDATE of the batch transaction, the bulk entry insert,
-the commit, the spool write, each fsync and the rename of the blob store),
-and then, for every step and each of two modes, runs one round in which that
+How it is checked, on SQLite and on PostgreSQL: a real service (build_runtime)
+drives real entries through its services, in rounds of four requests: a
+trusted publisher added for the round's project and one for a second project,
+concurrently, so that one batch has two waiters (two `publisher` entries); an
+OIDC token exchanged for an upload token (an `exchange` entry; the token is
+signed by a local issuer and verified against its JWKS over HTTP); and a
+wheel uploaded with that token (a multipart body parsed into the spool,
+stored content-addressed, an `upload` entry). `tests/reliability/faults.py`
+numbers every write step of a normal round (each INSERT/UPDATE of the batch
+transactions, the bulk entry insert, the commits, the spool write, each fsync
+and the rename of the blob store: 30 steps), fails the test if it finds
+fewer than expected or one kind missing, and then, for every step and each of two modes, runs one round in which that
 step fails: "before" (raises, nothing done) and "after" (done, then raises;
 for the commit: committed, acknowledgement lost). After each fault:
 
 - every receipt handed out in the round is in the log at its index with its
   leaf hash, under the stored checkpoint it carries, and its inclusion proof
   verifies against that signed checkpoint;
+- the callers that failed are exactly those the fault concerns: every waiter
+  of the batch for a fault in a batch-wide step, the one entry for a fault in
+  its projection (the other waiter of that batch gets its receipt), and each
+  failure was caused by the injected fault;
 - the log grew by exactly the receipts handed out, except after a commit whose
-  acknowledgement was lost, where the one entry of that batch is in the log
-  though its caller got an error;
+  acknowledgement was lost, where the entries of that batch are in the log
+  though their callers got an error;
 - the failed requests, retried as a client would (the publisher again, a fresh
   OIDC token, the same file again), succeed; after a lost acknowledgement the
   retry is answered as for a request already done (409 conflict for the
@@ -39,8 +44,10 @@ for the commit: committed, acknowledgement lost). After each fault:
 - the full audit (`audit_sequencer` with the blob store, what `pubtrail audit`
   runs) reports no problem.
 
-At the end every receipt of the run is checked again against the final log,
-and each receipt's checkpoint is proven consistent with the final one.
+Each log takes 12 faults (then a new log starts, so that the audit after each
+fault stays short); at the end of each, every receipt handed out on it is
+checked again against the final log, and each receipt's checkpoint is proven
+consistent with the final one.
 """
 
 from __future__ import annotations
@@ -85,7 +92,10 @@ REQUIRED_STEPS = {
     "blob rename",
     "blob fsync dir",
 }
+FAULTS_PER_LOG = 12
 MIN_STEPS = 25  # 3 batches of 5 log writes + the projections + 4 blob steps, as of this writing
+#: steps of the batch as a whole: a fault there fails every waiter of the batch
+BATCH_STEPS = {"INSERT log_entry (bulk)", "INSERT log_tile", "INSERT signed_checkpoint", "UPDATE log_state", "COMMIT"}
 
 
 @pytest.fixture
@@ -106,7 +116,7 @@ class Round:
 
     @property
     def complete(self) -> bool:
-        return not self.errors and self.token is not None and len(self.receipts) >= 2
+        return not self.errors and self.token is not None and len(self.receipts) == 4
 
 
 class Harness:
@@ -150,7 +160,9 @@ class Harness:
     def project(number: int) -> str:
         return f"fault-{number:04d}"
 
-    async def add_publisher(self, number: int) -> Receipt:
+    async def add_publisher(self, number: int, sibling: bool = False) -> Receipt:
+        """The round's publisher, for its project or (`sibling`) for a second project."""
+        project = self.project(number) + ("-b" if sibling else "")
         publisher = publisher_from_config(
             "github",
             {
@@ -161,7 +173,7 @@ class Harness:
             },
         )
         _, receipt = await asyncio.wait_for(
-            self.runtime.publishers.add(self.project(number), publisher, "fault-test"), TIMEOUT
+            self.runtime.publishers.add(project, publisher, "fault-test"), TIMEOUT
         )
         return receipt
 
@@ -197,10 +209,14 @@ class Harness:
     async def round(self, number: int) -> Round:
         """Run round `number`; stop at the first refused request (the later ones depend on it)."""
         out = Round(number)
-        try:
-            out.receipts.append(await self.add_publisher(number))
-        except Exception as exc:  # noqa: BLE001 - the harness records every refusal
-            out.errors["publisher"] = exc
+        # two waiters in one batch: both are queued before the sequencer collects
+        added = await asyncio.gather(self.add_publisher(number), self.add_publisher(number, True), return_exceptions=True)
+        for op, result in zip(("publisher", "sibling"), added):
+            if isinstance(result, Exception):
+                out.errors[op] = result
+            else:
+                out.receipts.append(result)
+        if "publisher" in out.errors:
             return out
         try:
             minted = await self.exchange(number)
@@ -284,25 +300,29 @@ async def _baseline(harness: Harness, injector: FaultInjector) -> list[str]:
     return baseline
 
 
-async def _faults(harness: Harness, injector: FaultInjector, baseline: list[str], steps: int) -> tuple[int, int]:
-    """On one log: for each step and mode, a round with that fault, the retries, a
-    restart and the audit (the next fault's round then runs on the restarted
-    service; after the last one a normal round does). Returns (faults, lost acks)."""
-    faults = lost_acks = 0
-    number = 2  # rounds 0 and 1 made the baseline
+async def _faults(harness: Harness, injector: FaultInjector, baseline: list[str], plan) -> int:
+    """On one log: a normal round, then for each (step, mode) of `plan` a round with
+    that fault, the retries, a restart and the audit (the next fault's round then
+    runs on the restarted service; after the last one a normal round does).
+    Returns how many faults lost an acknowledgement."""
+    lost_acks = 0
     await harness.open()
     try:
-        for step in range(steps):
-            for mode in MODES:
-                lost_acks += await _one_fault(harness, injector, number, step, mode, baseline)
-                faults += 1
+        number = 0
+        for step, mode in plan:
+            if number == 0:
+                done = await harness.round(number)
+                assert done.complete, done.errors
+                harness.receipts += done.receipts
                 number += 1
+            lost_acks += await _one_fault(harness, injector, number, step, mode, baseline)
+            number += 1
         fresh = await harness.round(number)
         assert fresh.complete, fresh.errors
         harness.receipts += fresh.receipts
         harness.check_receipts(harness.receipts)
         harness.check_consistent_with_latest(harness.receipts)
-        return faults, lost_acks
+        return lost_acks
     finally:
         if harness.runtime is not None:
             await harness.close()
@@ -320,18 +340,25 @@ async def _one_fault(harness: Harness, injector: FaultInjector, number: int, ste
     fault = injector.fired
     assert fault is not None and fault.label == label, (step, mode, label, trace)
     assert trace[: step + 1] == baseline[: step + 1], (step, mode)
-    # the caller whose step failed heard about it, and only that caller
-    assert len(faulted.errors) == 1, (label, mode, faulted)
-    (failed_op, error), = faulted.errors.items()
-    assert _caused_by_fault(error, fault), (label, mode, error)
+    # the callers whose step failed heard about it: every waiter of the batch, or
+    # the one entry whose projection failed
+    failed = set(faulted.errors)
+    assert failed, (label, mode, "nobody heard of the fault")
+    for error in faulted.errors.values():
+        assert _caused_by_fault(error, fault), (label, mode, error)
+    if failed & {"publisher", "sibling"}:
+        expected = 2 if label in BATCH_STEPS else 1
+        assert failed <= {"publisher", "sibling"} and len(failed) == expected, (label, mode, failed)
+    else:
+        assert len(failed) == 1, (label, mode, failed)
     harness.check_receipts(faulted.receipts)
     harness.receipts += faulted.receipts
     unacknowledged = harness.size() - before - len(faulted.receipts)
     ack_lost = label == "COMMIT" and mode == "after"
-    assert unacknowledged == (1 if ack_lost else 0), (label, mode, unacknowledged)
+    assert unacknowledged == (len(failed) if ack_lost else 0), (label, mode, unacknowledged)
 
     # the next batches: the client retries what failed
-    retried = await _retry(harness, number, faulted, failed_op, ack_lost)
+    retried = await _retry(harness, number, faulted, ack_lost)
     harness.check_receipts(retried.receipts)
     harness.receipts += retried.receipts
 
@@ -340,29 +367,35 @@ async def _one_fault(harness: Harness, injector: FaultInjector, number: int, ste
     return ack_lost
 
 
-async def _retry(harness: Harness, number: int, faulted: Round, failed_op: str, ack_lost: bool) -> Round:
-    """Retry the failed request and the ones after it, as a client would."""
+async def _retry(harness: Harness, number: int, faulted: Round, ack_lost: bool) -> Round:
+    """Retry the failed requests and the ones that depend on them, as a client would."""
     sequencer = harness.runtime.log.sequencer
+    failed = set(faulted.errors)
     retried = Round(number, token=faulted.token)
     try:
-        if failed_op == "publisher":
-            try:
-                retried.receipts.append(await harness.add_publisher(number))
-                assert not ack_lost
-            except Conflict:
-                assert ack_lost, "a publisher the log never took is reported as registered"
+        for op in ("publisher", "sibling"):
+            if op in failed:
+                try:
+                    retried.receipts.append(await harness.add_publisher(number, op == "sibling"))
+                    assert not ack_lost, "a publisher whose entry is logged was registered again"
+                except Conflict:
+                    assert ack_lost, "a publisher the log never took is reported as registered"
         if retried.token is None:
             minted = await harness.exchange(number)  # a fresh OIDC token: the failed one's jti may be used
             retried.token = minted.token
             retried.receipts.append(minted.receipt)
-        result = await harness.upload(number, retried.token)
-    except LogHalted as halted:  # allowed: the log stops signing, with a reason
+        if failed & {"publisher", "exchange", "upload"}:
+            result = await harness.upload(number, retried.token)
+            if isinstance(result, AlreadyStored):
+                assert ack_lost and "upload" in failed, "a file the log never took is reported as stored"
+            else:
+                assert not (ack_lost and "upload" in failed), "a file whose entry is logged was logged again"
+                retried.receipts.append(result.receipt)
+    except LogHalted as halted:
+        # The promise allows a halt with a clear reason; but none of these faults is
+        # damage to stored data, so none of them may halt the log.
         assert str(halted) and sequencer.halted(), halted
-        raise AssertionError(f"no fault of this harness should halt the log, yet: {halted}") from halted
-    if isinstance(result, AlreadyStored):
-        assert ack_lost and failed_op == "upload", "a file the log never took is reported as stored"
-    else:
-        retried.receipts.append(result.receipt)
+        raise AssertionError(f"a write fault halted the log: {halted}") from halted
     return retried
 
 
@@ -385,10 +418,16 @@ def test_a_fault_at_any_write_step_of_a_batch_loses_nothing(make_settings, datab
     started = time.perf_counter()
     baseline = asyncio.run(_baseline(fresh_log("baseline"), injector))
     steps = int(os.environ.get("PUBTRAIL_FAULT_STEPS", len(baseline)))  # fewer, to debug one step
-    faults, lost_acks = asyncio.run(_faults(fresh_log("faults"), injector, baseline, steps))
+    plan = [(step, mode) for step in range(steps) for mode in MODES]
+    lost_acks = 0
+    for first in range(0, len(plan), FAULTS_PER_LOG):  # a new log now and then: the audit reads all of it
+        chunk = plan[first : first + FAULTS_PER_LOG]
+        lost_acks += asyncio.run(_faults(fresh_log(f"faults-{first}"), injector, baseline, chunk))
+    faults = len(plan)
     elapsed = time.perf_counter() - started
     print(
         f"\n{'postgresql' if postgres else 'sqlite'}: {len(baseline)} write steps, {faults} injected faults "
         f"({lost_acks} lost acknowledgements), {elapsed:.1f} s"
     )
     assert faults == 2 * steps and lost_acks == baseline[:steps].count("COMMIT")
+    assert baseline.count("INSERT publisher") == 2  # the first batch has two waiters
