@@ -192,3 +192,49 @@ def test_revoking_the_token_and_trusted_publishing_only_stop_the_second_path(rep
     # the genuine workflow still publishes
     token = _workflow_token(service, "8.3.47")
     assert _post(service, build_wheel(tmp_path, "8.3.47"), token=token, version="8.3.47").status_code == 200
+
+
+def test_a_server_monitor_on_the_event_matches_the_api_token_uploads_only(replay):
+    """The webhook scanner derives api_token_on_trusted_project from the publisher table as of
+    each upload's index: the four API-token uploads match, nothing else does."""
+    import time
+
+    from sqlalchemy import select
+
+    from app.storage.tables import Monitor, WebhookDelivery
+
+    service, _, _, _ = replay
+    monitor = service.client.post("/api/v1/monitors", headers=service.admin, json={
+        "name": "api token on a trusted project", "match": {"event": "api_token_on_trusted_project"},
+        "webhook_url": "http://127.0.0.1:9/hook",
+    })
+    assert monitor.status_code == 201, monitor.text
+    bad = service.client.post("/api/v1/monitors", headers=service.admin, json={
+        "name": "typo", "match": {"event": "api_token_on_trusted"}, "webhook_url": "http://127.0.0.1:9/hook",
+    })
+    assert bad.status_code == 400 and "unknown event" in bad.text
+    # a monitor looks at entries logged after it: replay the API-token half once more, with a new token
+    second = service.client.post(
+        f"/api/v1/projects/{PROJECT}/tokens", json={"description": "ci-other"}, headers=service.admin
+    ).json()
+    for version in ("8.3.47", "8.3.48"):
+        assert _post(service, build_wheel(service.runtime.settings.data_dir, version), token=second["token"],
+                     version=version).status_code == 200
+    assert _post(service, build_wheel(service.runtime.settings.data_dir, "8.3.49"),
+                 token=_workflow_token(service, "8.3.49"), version="8.3.49").status_code == 200
+    table, monitors = WebhookDelivery.__table__, Monitor.__table__
+    size, deadline = service.log_size(), time.monotonic() + 30
+    while True:  # until the monitor has looked at every entry
+        service.runtime.deliveries.scan()
+        with service.runtime.engine.connect() as conn:
+            cursor = conn.execute(select(monitors.c.cursor).where(monitors.c.id == monitor.json()["id"])).scalar()
+            indexes = sorted(conn.execute(select(table.c.entry_index).where(
+                table.c.monitor_id == monitor.json()["id"])).scalars())
+        if cursor >= size:
+            break
+        assert time.monotonic() < deadline, f"the monitor's cursor stays at {cursor} of {size}"
+        time.sleep(0.1)
+    uploads = [i for i in range(service.log_size())
+               if service.client.get(f"/api/v1/log/entries/{i}").json()["entry"].get("token_id") == second["id"]
+               and service.client.get(f"/api/v1/log/entries/{i}").json()["entry"]["kind"] == "upload"]
+    assert indexes == uploads and len(uploads) == 2
