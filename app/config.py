@@ -72,6 +72,8 @@ class Settings:
     webhook_poll_interval: float = 0.2
     #: bytes of hashes the reader's tile cache may hold (LogReader; least recently used tiles evicted)
     tile_cache_bytes: int = 64 * 1024 * 1024
+    #: log reads (tiles, entries, proofs, checkpoints) running at once per process; 0: no limit
+    read_concurrency: int = 4
     #: Sigstore trusted_root.json that PEP 740 attestations are verified against (None: the
     #: production root embedded in `sigstore`); read at start-up, never fetched
     sigstore_trust_root: Path | None = None
@@ -139,6 +141,7 @@ class Settings:
             webhook_timeout=_float(env, "PUBTRAIL_WEBHOOK_TIMEOUT", cls.webhook_timeout),
             webhook_poll_interval=_float(env, "PUBTRAIL_WEBHOOK_POLL_INTERVAL", cls.webhook_poll_interval),
             tile_cache_bytes=int(_float(env, "PUBTRAIL_TILE_CACHE_MIB", cls.tile_cache_bytes / 2**20) * 2**20),
+            read_concurrency=int(_float(env, "PUBTRAIL_READ_CONCURRENCY", cls.read_concurrency)),
             sigstore_trust_root=Path(env["PUBTRAIL_SIGSTORE_TRUST_ROOT"])
             if env.get("PUBTRAIL_SIGSTORE_TRUST_ROOT") else None,
         )

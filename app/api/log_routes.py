@@ -8,15 +8,27 @@ Caching follows the spec: every tile path is immutable (a partial tile at a
 width never changes), `/checkpoint` is revalidated on every use (ETag).
 Entry bundles are gzip-encoded when the client accepts gzip; hash tiles are
 random hashes that do not compress and are always sent as they are.
+
+Every route here is a read that runs in a worker thread (reading, hashing
+and proving in Python). At most `PUBTRAIL_READ_CONCURRENCY` of them run at
+once per process; the others wait their turn in the event loop, costing no
+thread and no memory beyond their request. More reads at once than the
+machine has cores would not answer faster: they would only take the GIL
+from the event loop that token exchanges and uploads need, so that a read
+surge slowed every write (scripts/read_surge.py measures both).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute
 
 from app import tlog
 from app.api import openapi
@@ -24,8 +36,36 @@ from app.api.deps import ReaderDep
 from app.errors import BadRequest, NotFound
 from app.services.witnessing import NotYetWitnessed
 
-router = APIRouter(tags=["log"])
-read_router = APIRouter(tags=["log"])
+
+
+def read_slots(app: FastAPI) -> asyncio.Semaphore | None:
+    """The app's read limiter for the running event loop (None: reads are not limited)."""
+    loop = asyncio.get_running_loop()
+    held = getattr(app.state, "read_slots", None)
+    if held is None or held[0] is not loop:  # a semaphore belongs to one loop (tests run several)
+        limit = app.state.runtime.settings.read_concurrency
+        held = app.state.read_slots = (loop, asyncio.Semaphore(limit) if limit else None)
+    return held[1]
+
+
+class LimitedReadRoute(APIRoute):
+    """A route whose requests wait for one of the app's read slots (`read_slots`) before running."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            slots = read_slots(request.app)
+            if slots is None:
+                return await handler(request)
+            async with slots:
+                return await handler(request)
+
+        return limited
+
+
+router = APIRouter(tags=["log"], route_class=LimitedReadRoute)
+read_router = APIRouter(tags=["log"], route_class=LimitedReadRoute)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
