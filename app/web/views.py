@@ -11,7 +11,7 @@ import re
 from html import escape
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 from urllib.parse import quote, urlencode
 
 __all__ = [
@@ -240,9 +240,9 @@ def _parse(text: str) -> int:
 # --- project page -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FileRow:
-    """One file of a project page, as short as the page needs it (a page lists 1,000s)."""
+class FileRow(NamedTuple):
+    """One file of a project page, as short as the page needs it (a page lists 1,000s;
+    a tuple builds several times faster than a frozen dataclass)."""
 
     version: str  # "" when the same as the row above
     filename: str
