@@ -17,7 +17,8 @@ checkpoint's note. Then:
   the damage and halts the log; a batch is refused with `LogHalted` naming
   the reason, and the log's size and checkpoints stay as they were;
 - the halt is lifted without auditing (only so the start-up is tested on its
-  own) and the service is rebuilt over the same database: it either refuses
+  own); for a right-edge tile, a sequencer that reads the tiles afresh (as
+  another process does) refuses to sign a batch over them; the service is rebuilt over the same database: it either refuses
   to start (`LogIntegrityError`, damage at the right edge) or starts halted
   with the reason (damage deeper in, found by the start-up self-audit round);
   either way nothing more is signed.
@@ -35,6 +36,7 @@ from app.runtime import build_runtime
 from app.sequencer import LogHalted, LogIntegrityError
 from app.services.self_audit import SelfAudit
 from app.storage.tables import LogEntry, LogTile, SignedCheckpoint
+from app.tlog import TiledTree
 
 SIZE = 300
 BATCHES = (1, 100, 100, 99)  # checkpoints at 0, 1, 101, 201, 300
@@ -121,6 +123,14 @@ def test_a_flipped_bit_is_found_and_never_signed_over(settings, name, table, whe
         assert found in sequencer.halted()
         _refuses_to_sign(runtime, found)
         sequencer.resume()  # not what an operator may do: only so that start-up is tested on its own
+        if at_right_edge and table is _tiles:
+            # a sequencer that reads the damaged right edge (another process's, or this
+            # one's after a failed batch dropped its tile cache) refuses to sign over it
+            sequencer.tree = TiledTree(sequencer.store)
+            before = _state(runtime)
+            with pytest.raises(LogIntegrityError, match="refusing to sign"):
+                sequencer.append_batch_sync([("test", b"after the damage")])
+            assert _state(runtime) == before
     finally:
         runtime.close()
 
