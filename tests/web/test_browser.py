@@ -50,7 +50,7 @@ def test_status_page_verifies_the_checkpoint(server, seeded, page, artifacts):
     page.goto(server + "/")
     state, reason = badge(page)
     assert state == "verified", reason
-    assert "pin it" in reason
+    assert "pin it" in reason and "15 recent entries proven" in reason
     assert page.locator("#server-key").input_value() == seeded.verifier_key
     assert f"{seeded.size} entries" in page.locator("main").inner_text()
     assert page.locator("svg.chart rect").count() > 0
@@ -125,7 +125,7 @@ class Tamper:
         item = answer.get("upload") or answer
         if self.mode == "entry" and "entry_bytes" in item:
             raw = bytearray(base64.b64decode(item["entry_bytes"]))
-            at = raw.index(b'"version":"') + len(b'"version":"')
+            at = raw.index(b'"time":"') + len(b'"time":"') + 3  # the year's last digit
             raw[at] = ord("9") if raw[at] != ord("9") else ord("8")  # one byte: still valid JSON
             item["entry_bytes"] = base64.b64encode(bytes(raw)).decode()
         if self.mode == "proof" and "inclusion_proof" in item:
@@ -167,6 +167,17 @@ def test_a_tampered_answer_shows_failed_with_the_reason(tampering, seeded, page,
     assert page.locator("#verification .badge-word").text_content() == "failed"
     assert reason in said
     screenshot(page, artifacts, f"file-tampered-{mode}")
+
+
+def test_a_tampered_recent_entry_fails_the_status_page(tampering, page):
+    tampering.mode = "entry"
+    try:
+        page.goto(tampering.url + "/")
+        state, said = badge(page)
+    finally:
+        tampering.mode = "none"
+    assert state == "failed", said
+    assert "its bytes do not hash to its leaf hash" in said
 
 
 def test_a_changed_server_key_fails_against_the_pinned_key(server, seeded, page):

@@ -80,6 +80,25 @@
     step(`${compared} fields shown on this page match the verified entries`);
   }
 
+  /** Each table row naming an entry (data-index, data-leaf-hash, data-kind) is that entry, proven. */
+  async function verifyRows(selector, key, check) {
+    const rows = Array.from(document.querySelectorAll(selector)).slice(0, 50);
+    for (const row of rows) {
+      const item = await getJSON(`/api/v1/log/entries/${row.dataset.index}`);
+      const cp = await checkpoint(item.checkpoint, key);
+      const entry = await V.verifyItem(item, cp, `entry ${row.dataset.index}`);
+      if (item.index !== Number(row.dataset.index) || item.leaf_hash !== row.dataset.leafHash) {
+        throw new V.VerifyError(`entry ${row.dataset.index} is not the entry this page lists`);
+      }
+      if (row.dataset.kind && entry.kind !== row.dataset.kind) {
+        throw new V.VerifyError(`entry ${row.dataset.index} is a ${entry.kind} entry, not the ${row.dataset.kind} listed`);
+      }
+      if (check) check(row, entry);
+    }
+    if (rows.length) step(`${rows.length} listed entries hash to their leaves and are included`);
+    return rows.length;
+  }
+
   const checks = {
     async checkpoint(key) {
       const info = await getJSON("/api/v1/log");
@@ -89,7 +108,8 @@
         const old = await checkpoint(shown.textContent, key);
         if (old.size > cp.size) throw new V.VerifyError("the log's latest checkpoint is smaller than the one this page showed");
       }
-      return `checkpoint of size ${cp.size} signed by the ${key.name} key`;
+      const listed = await verifyRows("#recent tr[data-index]", key);
+      return `checkpoint of size ${cp.size} signed by the ${key.name} key; ${listed} recent entries proven`;
     },
 
     async file(key) {
@@ -151,17 +171,12 @@
       const project = badge.dataset.project;
       const answer = await getJSON(`/api/v1/projects/${encodeURIComponent(project)}`);
       await checkpoint(answer.checkpoint, key);
-      const rows = Array.from(document.querySelectorAll("#publisher-history tr[data-index]")).slice(0, 50);
-      for (const row of rows) {
-        const item = await getJSON(`/api/v1/log/entries/${row.dataset.index}`);
-        const cp = await checkpoint(item.checkpoint, key);
-        const entry = await V.verifyItem(item, cp, `publisher entry ${row.dataset.index}`);
-        if (item.leaf_hash !== row.dataset.leafHash || entry.kind !== "publisher" || entry.project !== project) {
-          throw new V.VerifyError(`entry ${row.dataset.index} is not the publisher change of ${project} shown`);
+      const changes = await verifyRows("#publisher-history tr[data-index]", key, (row, entry) => {
+        if (entry.kind !== "publisher" || entry.project !== project) {
+          throw new V.VerifyError(`entry ${row.dataset.index} is not a publisher change of ${project}`);
         }
-        step(`Publisher change ${row.dataset.index} is included`);
-      }
-      return `checkpoint and ${rows.length} publisher changes verified; open a file to verify its upload`;
+      });
+      return `checkpoint and ${changes} publisher changes verified; open a file to verify its upload`;
     },
 
     async blast(key) {
