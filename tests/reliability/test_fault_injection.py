@@ -95,7 +95,7 @@ REQUIRED_STEPS = {
     "blob fsync dir",
 }
 FAULTS_PER_LOG = 12
-MIN_STEPS = 25  # 3 batches of 5 log writes + the projections + 4 blob steps, as of this writing
+MIN_STEPS = 30  # 3 batches of 5 log writes, 9 projection statements, 6 blob steps (spool write, file fsync, 2 fsyncs for the new fan-out folder, rename, folder fsync)
 #: steps of the batch as a whole: a fault there fails every waiter of the batch
 BATCH_STEPS = {"INSERT log_entry (bulk)", "INSERT log_tile", "INSERT signed_checkpoint", "UPDATE log_state", "COMMIT"}
 
