@@ -12,12 +12,14 @@
   first write), `blobs._fsync_file`, `blobs._fsync_dir` and the `os.replace`
   that moves a file under its content address.
 
-Every such call is a numbered *step*. With `record()` a normal round is
-traced, giving the list of steps; `arm(n, mode)` then makes step `n` of the
-next round fail: mode "before" raises `InjectedFault` without doing the
+Every such call is a numbered *step*. `start()` ... `stop()` around a normal
+round traces it, giving the list of steps; `start((n, mode))` makes step `n`
+of that round fail: mode "before" raises `InjectedFault` without doing the
 work, "after" does the work and then raises (for the commit: the
 transaction is committed, then the caller hears an error, as when a commit
-succeeds but its acknowledgement is lost).
+succeeds but its acknowledgement is lost). Reads, BEGIN and SAVEPOINT
+statements are not steps, nor is anything outside the log's write
+connections (the exchange failure audit, for one).
 """
 
 from __future__ import annotations
