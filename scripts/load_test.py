@@ -56,7 +56,7 @@ from app.oidc.dev_issuer import github_claims  # noqa: E402
 from app.runtime import dev_issuer_for  # noqa: E402
 from scripts.bench_exchange import ADMIN, free_port, start_server  # noqa: E402
 from scripts.bench_log import reset_postgres  # noqa: E402
-from scripts.bench_upload import PROJECT, basic, setup, wheel_bytes  # noqa: E402
+from scripts.bench_upload import PROJECT, basic, metric_values, setup, wheel_bytes  # noqa: E402
 from scripts.loadgen import CONNECTION_LOST, TIMED_OUT, raw_request, run_mix  # noqa: E402
 from tests.distributions.builders import encode, twine_fields  # noqa: E402
 
@@ -239,16 +239,26 @@ def main() -> int:
             size = httpx.get(url + "/api/v1/log").json()["size"]
             workload = Workload(url, data_dir, token, size, files)
             rss_before = proc_rss(server.pid)
+            metrics_before = metric_values(httpx.get(url + "/metrics").text)
             results = asyncio.run(run_mix(url, workload.next, args.clients, args.duration, timeout=args.timeout,
                                           on_response=workload.answered))
             rss_after = proc_rss(server.pid)
             final = httpx.get(url + "/api/v1/log").json()["size"]
+            metrics_after = metric_values(httpx.get(url + "/metrics").text)
         finally:
             server.terminate()
             server.wait(timeout=30)
         elapsed = next(iter(results.values())).elapsed
         errors = report(results, elapsed)
         writes = sum(results[k].statuses.get(200, 0) for k in WRITES if k in results)
+        batches = metrics_after.get("pubtrail_log_batch_size_count", 0) - metrics_before.get(
+            "pubtrail_log_batch_size_count", 0)
+        if batches:
+            seconds = metrics_after["pubtrail_log_batch_seconds_sum"] - metrics_before["pubtrail_log_batch_seconds_sum"]
+            entries = metrics_after["pubtrail_log_batch_size_sum"] - metrics_before["pubtrail_log_batch_size_sum"]
+            print(f"log batches{' (of the process that answered /metrics)' if args.processes > 1 else ''}: "
+                  f"{batches:.0f}, mean {entries / batches:.1f} entries, mean {seconds / batches * 1000:.1f} ms "
+                  "to write, sign and commit")
         print(f"load average during the run (1/5/15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(f"log: {size:,} -> {final:,} entries ({writes:,} acknowledged writes); server RSS "
               f"{rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB")
