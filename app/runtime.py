@@ -45,6 +45,7 @@ from app.services.uploads import Uploads
 from app.services.witnessing import WitnessSpec, Witnessing
 from app.storage.db import make_engine
 from app.storage.log_store import LogStore, create_schema
+from app.storage.migrations import upgrade_schema
 
 
 @dataclass
@@ -113,6 +114,7 @@ def build_runtime(
     make_private_dir(settings.data_dir)
     engine = make_engine(settings.effective_database_url)
     create_schema(engine)
+    upgrade_schema(engine)
     store = LogStore(engine)
     signer, verifier = load_key(settings.key_file, settings.origin)
     metrics = Metrics()
