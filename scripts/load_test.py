@@ -243,6 +243,7 @@ def main() -> int:
             results = asyncio.run(run_mix(url, workload.next, args.clients, args.duration, timeout=args.timeout,
                                           on_response=workload.answered))
             rss_after = proc_rss(server.pid)
+            time.sleep(1.0)  # another server process may answer from a latest checkpoint up to 0.5 s old
             final = httpx.get(url + "/api/v1/log").json()["size"]
             metrics_after = metric_values(httpx.get(url + "/metrics").text)
         finally:

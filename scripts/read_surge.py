@@ -165,6 +165,7 @@ def main() -> int:
             reader.join()
             peak = sampler.stop()
             rss_after = proc_rss(server.pid)
+            time.sleep(1.0)  # another server process may answer from a latest checkpoint up to 0.5 s old
             final = httpx.get(url + "/api/v1/log").json()["size"]
         finally:
             server.terminate()
