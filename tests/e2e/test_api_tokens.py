@@ -209,3 +209,27 @@ def test_the_window_is_configurable(make_service, tmp_path):
     refused = _post(service, build_sdist(tmp_path, "1.0.0"), token=service.upload_token())
     assert refused.status_code == 400
     assert refused.reason_phrase == "Uploading new files to releases older than 1 days is not allowed."
+
+
+def test_the_cli_creates_lists_revokes_and_sets_trusted_publishing_only(project_with_publisher, monkeypatch, capsys):
+    import json
+
+    from app.cli import main
+    from tests.conftest import ADMIN_TOKEN
+
+    service = project_with_publisher
+    monkeypatch.setenv("PUBTRAIL_ADMIN_TOKEN", ADMIN_TOKEN)
+    url = ["--url", service.url]
+    assert main(["tokens", "create", PROJECT, "--description", "ci-legacy", *url]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["token"].startswith("pubtrail-api-v1.") and created["receipt"]["index"] == service.log_size() - 1
+    assert main(["tokens", "list", PROJECT, *url]) == 0
+    listed = capsys.readouterr().out
+    assert created["id"] in listed and created["token"] not in listed
+    assert main(["tokens", "revoke", PROJECT, created["id"], *url]) == 0
+    assert json.loads(capsys.readouterr().out)["token"]["revoked_by"] == "admin"
+    assert main(["tokens", "revoke", PROJECT, created["id"], *url]) == 1
+    assert "404" in capsys.readouterr().err
+    assert main(["projects", "set", PROJECT, "--trusted-publishing-only", "true", *url]) == 0
+    assert json.loads(capsys.readouterr().out)["trusted_publishing_only"] is True
+    assert main(["projects", "set", PROJECT, "--trusted-publishing-only", "maybe", *url]) == 2
