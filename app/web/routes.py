@@ -39,6 +39,7 @@ router = APIRouter(include_in_schema=False)
 STATIC_URL = "/_/static/web"
 GZIP_MIN = 1024
 PAGE_SIZE = 100  # blast-radius items per page
+ACTIVITY_TTL = 60.0  # seconds the status page's chart counts are reused
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -99,7 +100,7 @@ def status_page(request: Request, endpoints: tuple[tuple[str, str], ...]) -> Res
     reader = runtime.log.reader
     latest = reader.latest()
     now = runtime.clock()
-    start, width, counts = data.activity(runtime.engine, latest.size)
+    start, width, counts = _activity(request, runtime, now, latest.size)
     witnessing = runtime.witnessing
     witnesses = [] if witnessing is None else [
         {"url": peer.spec.url, "key": peer.spec.key} for peer in getattr(witnessing, "peers", ())
@@ -118,6 +119,16 @@ def status_page(request: Request, endpoints: tuple[tuple[str, str], ...]) -> Res
         recent=data.recent_entries(runtime.engine, latest.size),
         endpoints=endpoints,
     )
+
+
+def _activity(request: Request, runtime: Runtime, now: float, size: int) -> tuple[int, int, dict]:
+    """The chart's counts, computed at most once a minute per app: counting every exchange
+    and upload costs about 0.2 s of CPU at 200,000 entries, too much for each view of `/`."""
+    cached = getattr(request.app.state, "web_activity", None)
+    if cached is None or not cached[0] <= now < cached[0] + ACTIVITY_TTL:
+        cached = (now, data.activity(runtime.engine, size))
+        request.app.state.web_activity = cached
+    return cached[1]
 
 
 # --- search ------------------------------------------------------------------------

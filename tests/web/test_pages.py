@@ -143,3 +143,14 @@ def test_static_assets_are_served(service):
     for asset in ("verify.js", "page.js", "style.css"):
         response = service.client.get(f"/_/static/web/{asset}")
         assert response.status_code == 200 and len(response.content) > 1000, asset
+
+
+def test_status_chart_counts_are_reused_for_a_minute(published):
+    service, _, _ = published
+    assert "token exchanges (2)" in get(service, "/").text
+    mint(service)  # a third exchange
+    again = get(service, "/").text
+    assert f"{service.log_size()} entries" in again  # the size is always fresh
+    assert "token exchanges (2)" in again
+    service.clock.value += 61
+    assert "token exchanges (3)" in get(service, "/").text
