@@ -117,6 +117,8 @@ class Tamper:
         body = upstream.content
         if request.url.path.startswith("/api/v1/") and upstream.status_code == 200 and self.mode != "none":
             body = json.dumps(self.alter(upstream.json())).encode()
+        if request.url.path.startswith("/file/") and self.mode == "html":
+            body = body.replace(b"octo-org/sampleproject</a>", b"octo-org/trusted-project</a>")  # the page lies
         headers = {k: v for k, v in upstream.headers.items()
                    if k.lower() in ("content-type", "content-security-policy", "cache-control")}
         return Response(body, status_code=upstream.status_code, headers=headers)
@@ -153,6 +155,8 @@ def tampering(server):
         ("entry", "the upload entry: its bytes do not hash to its leaf hash"),
         ("proof", "the upload entry: its inclusion proof does not lead to the signed root"),
         ("signature", "does not verify"),
+        ("html", 'the page shows publisher repository "octo-org/trusted-project" but the verified entry says '
+                 '"octo-org/sampleproject"'),
     ],
 )
 def test_a_tampered_answer_shows_failed_with_the_reason(tampering, seeded, page, artifacts, mode, reason):
