@@ -44,7 +44,7 @@ def _start_server(env: dict, port: int, *args: str) -> subprocess.Popen:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # start-up imports sigstore and FastAPI: seconds on a quiet machine, tens on a loaded one
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
