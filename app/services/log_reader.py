@@ -208,8 +208,10 @@ class LogReader:
         return out
 
     def inclusion(self, index: int, tree_size: int | None = None) -> InclusionProof:
-        size = self._size(tree_size)
+        """The inclusion proof of `index` at `tree_size`, or at the latest checkpoint (re-read when
+        the cached one does not cover `index`: another process may have logged it just now)."""
         _check_non_negative("index", index)
+        size = self._latest_covering(index + 1).size if tree_size is None else self._size(tree_size)
         if index >= size:
             raise BadRequest(f"index {index} must be below tree_size {size}")
         return self._inclusion(index, size)[0]
