@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/read_surge.py [--entries 300000] [--readers 64] [--writers 4]
         [--baseline 15] [--duration 30] [--tile-cache-mib 8] [--processes 1] [--database-url URL]
-        [--write-p99-factor 3] [--rss-bound-mib 160] [--read-concurrency N]
+        [--write-p99-factor 4] [--rss-bound-mib 160] [--read-concurrency N]
 
 1. Builds a log of `--entries` entries (SQLite, or the PostgreSQL database
    `--database-url`, emptied first) through the sequencer's batch path, as
@@ -119,7 +119,7 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=1, help="server processes (serve --workers N)")
     parser.add_argument("--database-url", help="PostgreSQL URL (emptied first); default: SQLite")
     parser.add_argument("--timeout", type=float, default=30.0)
-    parser.add_argument("--write-p99-factor", type=float, default=3.0,
+    parser.add_argument("--write-p99-factor", type=float, default=4.0,
                         help="bound on the writes' p99 in the surge, as a multiple of their baseline p99")
     parser.add_argument("--read-concurrency", type=int, help="the server's PUBTRAIL_READ_CONCURRENCY")
     parser.add_argument("--rss-bound-mib", type=float, default=160.0)
