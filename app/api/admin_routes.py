@@ -12,7 +12,7 @@ import hmac
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Security
+from fastapi import APIRouter, Depends, Header, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
 from app.api import openapi
@@ -166,18 +166,22 @@ _TOKEN_BODY = 'the body is not a JSON object with exactly a "description" string
     summary="Create a long-lived API token for a project (logged)",
     description="Body `{\"description\": \"ci-legacy\"}`. Answers `{id, token, description, created_at, project}` "
     "and the receipt of the `api_token` entry. The secret (`token`) is shown only here; twine uses it as the "
-    "password with the user `__token__`. Only its hash is kept.",
+    "password with the user `__token__`. Only its hash is kept. The answer carries "
+    "`Cache-Control: no-store`, so no cache keeps the secret.",
     openapi_extra=_json_object_body({"description": "ci-legacy"}, required=True),
     responses={
         **openapi.errors({400: f"{_BAD_PROJECT}, or {_TOKEN_BODY}", 404: "the project has no files and never had a publisher"}),
         **openapi.BODY_REFUSALS,
     },
 )
-async def create_api_token(project: str, request: Request, runtime: RuntimeDep, admin: AdminDep) -> dict:
+async def create_api_token(
+    project: str, request: Request, response: Response, runtime: RuntimeDep, admin: AdminDep
+) -> dict:
     body = await _json_body(request, required=True)
     if not isinstance(body, dict) or set(body) != {"description"}:
         raise BadRequest('the request body must be a JSON object with exactly a "description" field')
     created, receipt = await runtime.api_tokens.create(project, body["description"], admin)
+    response.headers["Cache-Control"] = "no-store"
     return {**created, "receipt": receipt.to_json()}
 
 

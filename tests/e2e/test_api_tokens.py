@@ -233,3 +233,12 @@ def test_the_cli_creates_lists_revokes_and_sets_trusted_publishing_only(project_
     assert main(["projects", "set", PROJECT, "--trusted-publishing-only", "true", *url]) == 0
     assert json.loads(capsys.readouterr().out)["trusted_publishing_only"] is True
     assert main(["projects", "set", PROJECT, "--trusted-publishing-only", "maybe", *url]) == 2
+
+
+def test_the_answer_carrying_a_new_api_tokens_secret_is_not_cached(project_with_publisher):
+    service = project_with_publisher
+    response = service.client.post(
+        f"/api/v1/projects/{PROJECT}/tokens", json={"description": "ci"}, headers=service.admin
+    )
+    assert response.status_code == 201 and "token" in response.json()
+    assert response.headers["cache-control"] == "no-store"
