@@ -64,6 +64,7 @@ from typing import Any, Callable
 from sqlalchemy import Engine, bindparam, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from packaging.utils import canonicalize_version
 from sigstore.verify import Verifier
 
 from app import attestations as pep740
@@ -145,11 +146,25 @@ _PUBLISHER_REGISTERED = (
 _TOKEN_LIVE = select(
     _token.c.revoked_at, _token.c.expires_at, _PUBLISHER_REGISTERED.label("registered")
 ).where(_token.c.id == bindparam("id"))
-_RELEASE_CREATED = select(func.min(_release.c.uploaded_at)).where(
-    _release.c.project == bindparam("project"), _release.c.version == bindparam("version")
+# a project's versions as stored, each with its first file's time; the stale-release guard
+# matches them by canonical version in Python, as PyPI finds a release ("0.1" is "0.1.0")
+_RELEASE_CREATED = (
+    select(_release.c.version, func.min(_release.c.uploaded_at))
+    .where(_release.c.project == bindparam("project"))
+    .group_by(_release.c.version)
 )
 _REFERENCED = select(_release.c.filename).where(_release.c.sha256 == bindparam("sha256")).limit(1)
 _EXCHANGE_DATA = select(_log_entry.c.data).where(_log_entry.c.index == bindparam("index"))
+
+
+def _release_created(conn: Connection, project: str, version: str) -> int | None:
+    """When the release `version` of `project` got its first file, or None for a new release.
+
+    A release is found by canonical version (packaging's `canonicalize_version`, as PyPI
+    does), so "0.1" names the release whose files say "0.1.0"."""
+    wanted = canonicalize_version(version)
+    times = [t for v, t in conn.execute(_RELEASE_CREATED, {"project": project}) if canonicalize_version(v) == wanted]
+    return min(times, default=None)
 
 
 @dataclass(frozen=True)
@@ -363,9 +378,7 @@ class Uploads:
             # checked again under the write lock; here so that a refused upload stores nothing
             self._check_token_live(conn, grant.token_id, meta.normalized_name, self.clock(), grant.auth)
             stored = _colliding_file(conn, staged.filename, staged.sha256)
-            release_created = conn.execute(
-                _RELEASE_CREATED, {"project": meta.normalized_name, "version": str(meta.version)}
-            ).scalar()
+            release_created = _release_created(conn, meta.normalized_name, str(meta.version))
         if stored is not None:
             return self._duplicate(stored, staged.filename, staged.sha256, staged.blake2b_256)
         check_release_window(release_created, self.clock(), self.release_file_window_days)

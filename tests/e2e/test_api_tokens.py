@@ -201,6 +201,19 @@ def test_new_files_for_a_release_older_than_the_window_are_refused(project_with_
     assert _post(service, build_wheel(tmp_path, "2.0.0"), token=created["token"], version="2.0.0").status_code == 200
 
 
+@pytest.mark.parametrize("spelling", ["1.0", "1", "1.0.0.0"])
+def test_the_stale_release_guard_finds_the_release_by_canonical_version(project_with_publisher, tmp_path, spelling):
+    """1.0.0's first file is older than the window: "1.0" (or "1") is the same release, as on PyPI."""
+    service = project_with_publisher  # 1.0.0's wheel uploaded at NOW
+    created = _create(service)
+    service.clock.value += 14 * DAY + 1
+    before = service.log_size()
+    refused = _post(service, build_sdist(tmp_path, spelling), token=created["token"], version=spelling)
+    assert refused.status_code == 400, refused.text
+    assert refused.reason_phrase == "Uploading new files to releases older than 14 days is not allowed."
+    assert service.log_size() == before
+
+
 def test_the_window_is_configurable(make_service, tmp_path):
     service = make_service(release_file_window_days=1)
     service.add_github_publisher(PROJECT)
