@@ -354,13 +354,20 @@ def fetch_csv(server: Server, criteria: Mapping[str, str]) -> str:
     return response.text
 
 
+# the CSV's publisher-identity columns: an entry whose publisher does not say one (an
+# API-token upload has no publisher at all) has an empty cell there
+CSV_PUBLISHER_COLUMNS = ("issuer", "provider", "repository", "workflow", "ref", "sha", "environment")
+
+
 def verify_csv(text: str, result: BlastRadius) -> int:
     """Check every row of the server's CSV against the verified uploads; return the number of rows.
 
     Each row must name (by ``index``) an upload of the verified answer, and each
-    of its columns must equal what that upload's entry says; rows for uploads
-    logged after the answer's checkpoint cannot be verified and fail too.
-    Every verified upload at or below the CSV's newest row must have its row.
+    of its columns must equal what that upload's entry says (a publisher column,
+    `CSV_PUBLISHER_COLUMNS`, the entry's publisher does not say must be empty, as
+    for every API-token upload); rows for uploads logged after the answer's
+    checkpoint cannot be verified and fail too. Every verified upload at or below
+    the CSV's newest row must have its row.
     """
     uploads = {v.index: upload_fields(v.entry) for _, v in result.uploads}  # type: ignore[arg-type]
     reader = csv.DictReader(io.StringIO(text))
@@ -380,9 +387,9 @@ def verify_csv(text: str, result: BlastRadius) -> int:
         for name, value in row.items():
             if name == "index":
                 continue
-            if name not in said:
+            if name not in said and name not in CSV_PUBLISHER_COLUMNS:
                 raise AnswerMismatchError(f"{where}: column {name!r} is not something the upload entry says")
-            logged = said[name]
+            logged = said.get(name)
             expected = "" if logged is None else str(logged)
             if value != expected:
                 raise AnswerMismatchError(f"{where}: {name} is {value!r}, but upload entry {index} says {expected!r}")

@@ -149,3 +149,22 @@ def test_blast_radius_against_the_real_server(published, capsys):
     assert code == 1 and "checkpoint signature" in err and not out
     code, out, err = run(capsys, "blast-radius", *asked[:4])
     assert code == 2 and "at least one criterion" in err
+
+
+def test_blast_radius_csv_of_api_token_uploads_verifies(published, tmp_path, capsys):
+    """An API-token upload has no publisher: its CSV row has empty publisher cells, and the client agrees."""
+    service, key, _files = published
+    created = service.client.post(
+        f"/api/v1/projects/{PROJECT}/tokens", json={"description": "ci-legacy"}, headers=service.admin
+    ).json()
+    built = tmp_path / "legacy"
+    built.mkdir()
+    assert _post(service, build_wheel(built, "1.2.0"), token=created["token"], version="1.2.0").status_code == 200
+    asked = ["--server", service.url, "--key", key]
+    for criteria in (["--auth", "api_token"], ["--token-id", created["id"]]):
+        code, out, err = run(capsys, "blast-radius", *asked, *criteria, "--csv")
+        assert code == 0, err
+        header, row = out.splitlines()
+        cells = dict(zip(header.split(","), row.split(",")))
+        assert cells["auth"] == "api_token" and cells["token_id"] == created["id"]
+        assert cells["issuer"] == cells["repository"] == cells["exchange_index"] == ""
