@@ -15,7 +15,10 @@ kind) and `time` (RFC 3339, UTC, whole seconds).
                exchange that minted it, by whom, and why
     incident   an incident declared: its id, description, the blast-radius
                criteria it covers (canonical JSON object), by whom, and the
-               upload tokens it revoked
+               tokens it revoked (`revoked_tokens`, sorted ids): upload tokens
+               (each id an earlier exchange's token_id) and long-lived API
+               tokens (each id an earlier api_token create entry's token_id;
+               the token needs no api_token revoke entry of its own)
     api_token  a long-lived project API token created or revoked: action,
                project, token id, description, by whom (never the secret)
     project_settings  a project's settings set by an admin: whether it takes
@@ -248,7 +251,7 @@ class IncidentEntry(Entry):
     description: str
     criteria: dict[str, str]  # app.services.criteria.Criteria.to_json()
     actor: str
-    revoked_tokens: list[str]  # sorted token ids, each valid when the incident was declared
+    revoked_tokens: list[str]  # sorted upload and API token ids, each live when the incident was declared
 
 
 @dataclass(frozen=True)

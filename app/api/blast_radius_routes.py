@@ -40,7 +40,7 @@ criteria, the window applies to the uploads' time, and the exchanges are the one
 `expired` or `revoked`) and `uploads`, each item with `index`, `leaf_hash`, `entry_bytes` (base64 of the
 logged entry) and `proof` (inclusion proof at `tree_size`), so a client can re-hash and prove each one
 with the log's verifier key alone; `projects` (project -> version -> files of this page's uploads);
-`totals` (exchanges, uploads, projects, releases, tokens_valid) counting every match, not just this
+`totals` (exchanges, uploads, projects, releases, tokens_valid: the matching exchanges' upload tokens still valid plus the live API tokens that made a matching upload) counting every match, not just this
 page; `next_cursor`, null on the last page.
 
 **Paging.** `limit` items per list (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}); pass `next_cursor` as

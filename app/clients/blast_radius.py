@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from app import tlog
-from app.entries import ExchangeEntry, UploadEntry, parse_rfc3339
+from app.entries import API_TOKEN, ExchangeEntry, UploadEntry, parse_rfc3339
 from app.identity import identity_fields, query_key
 from app.tlog import note
 
@@ -339,10 +339,19 @@ def _check_totals(result: BlastRadius) -> None:
         "projects": len({u.project for u in uploads}),  # type: ignore[union-attr]
         "releases": len({(u.project, u.version) for u in uploads}),  # type: ignore[union-attr]
     }
-    if any(isinstance(item.get("token_state"), str) for item, _ in result.exchanges):
-        counted["tokens_valid"] = sum(item.get("token_state") == "valid" for item, _ in result.exchanges)
     for name, count in counted.items():
         expect_equal("answer.totals", name, result.totals.get(name), count)
+    # tokens_valid: the exchanges' tokens whose item says valid, plus the live API tokens among
+    # those that made the verified API-token uploads (whether one is revoked is server state)
+    if not result.exchanges or any(isinstance(item.get("token_state"), str) for item, _ in result.exchanges):
+        exchanges_valid = sum(item.get("token_state") == "valid" for item, _ in result.exchanges)
+        api_tokens = len({u.token_id for u in uploads if u.auth == API_TOKEN})  # type: ignore[union-attr]
+        said = result.totals.get("tokens_valid")
+        if not isinstance(said, int) or isinstance(said, bool) or not exchanges_valid <= said <= exchanges_valid + api_tokens:
+            raise AnswerMismatchError(
+                f"answer.totals.tokens_valid is {said!r}, but the verified items allow {exchanges_valid} valid "
+                f"upload tokens plus at most {api_tokens} API tokens"
+            )
 
 
 def fetch_csv(server: Server, criteria: Mapping[str, str]) -> str:

@@ -25,7 +25,9 @@ the pinned size, the last index of each list and the criteria's
 fingerprint), so later pages neither miss nor repeat items while the log
 grows. `totals` count every match at the pinned size; token states
 (valid / expired / revoked) and `tokens_valid` are taken at the answer's
-time (`as_of`). `projects` groups the uploads of the page.
+time (`as_of`). `tokens_valid` counts the matching exchanges' upload tokens
+still valid plus the long-lived API tokens, not revoked, that made a matching
+upload (`live_api_tokens_query`; an API token never expires). `projects` groups the uploads of the page.
 
 Every list is one SQL query joined on indexed columns; totals are COUNT
 queries; entries and proofs are read in one batch per page.
@@ -50,12 +52,13 @@ from app.oidc.identity import identity_fields, query_key
 from app.services.criteria import EXCHANGE_CRITERIA, Criteria
 from app.services.log_reader import LogReader, ProvenEntry
 from app.storage.log_store import StoredCheckpoint
-from app.storage.tables import Exchange, ExchangeIdentity, ReleaseFile, UploadToken
+from app.storage.tables import ApiToken, Exchange, ExchangeIdentity, ReleaseFile, UploadToken
 
 _e = Exchange.__table__
 _i = ExchangeIdentity.__table__
 _r = ReleaseFile.__table__
 _t = UploadToken.__table__
+_a = ApiToken.__table__
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -203,8 +206,18 @@ class BlastRadius:
         except NotFound as exc:
             raise BadRequest(f"cursor names a tree size this log never signed: {exc.message}") from exc
 
+    def live_api_tokens_query(self, criteria: Criteria, size: int) -> Select:
+        """Ids of the API tokens, not revoked, that made a matching upload below `size` (distinct)."""
+        uploads = self.uploads_query(criteria, size).subquery()
+        return (
+            select(_a.c.id)
+            .select_from(uploads.join(_r, _r.c.log_index == uploads.c.log_index).join(_a, _a.c.id == _r.c.token_id))
+            .where(_r.c.exchange_log_index.is_(None), _a.c.revoked_at.is_(None))
+            .distinct()
+        )
+
     def totals(self, criteria: Criteria, size: int, now: int) -> dict[str, int]:
-        """Counts of every match below `size` (three COUNT queries)."""
+        """Counts of every match below `size` (four COUNT queries)."""
         exchanges = self.exchanges_query(criteria, size).subquery()
         uploads = self.uploads_query(criteria, size).subquery()
         valid = and_(exchanges.c.revoked_at.is_(None), exchanges.c.token_expires_at > now)
@@ -217,6 +230,8 @@ class BlastRadius:
             ).one()
             releases = select(uploads.c.project, uploads.c.version).distinct().subquery()
             n_releases = conn.execute(select(func.count()).select_from(releases)).scalar_one()
+            api_live = self.live_api_tokens_query(criteria, size).subquery()
+            n_valid += conn.execute(select(func.count()).select_from(api_live)).scalar_one()
         return {
             "exchanges": n_exchanges,
             "uploads": n_uploads,

@@ -2,7 +2,9 @@
 
 `Incidents.declare` appends one `incident` entry (id, description, canonical
 criteria, actor, the ids of the tokens it revokes). The entry's projection
-revokes every upload token that matches the criteria and is still valid, in
+revokes every upload token that matches the criteria and is still valid, and
+every long-lived API token, not revoked, that made a matching upload (its
+`api_token` row gets the incident's time, actor and log index), in
 the entry's own transaction: either the entry is logged and every listed
 token is revoked, or (any failure) neither. The list in the entry is
 computed first and checked again under the log's write lock; if a matching
@@ -16,7 +18,10 @@ token is then removed from each project it is registered for, through
 
 The `incident` and `incident_token` rows, and the revoked tokens'
 `revoked_at` (the incident's time), are a pure function of the entry
-(`incident_rows`), so they can be rebuilt from the log.
+(`incident_rows`), so they can be rebuilt from the log: each listed id is the
+upload token an `exchange` entry minted or the API token an `api_token`
+create entry created under that id (both are random 64-bit ids, drawn
+independently, so a collision is not expected; nothing checks for one).
 
 An incident covers the uploads in its current blast radius (its criteria
 evaluated at the latest checkpoint): `covering(upload_index)` lists the
@@ -44,11 +49,12 @@ from app.services.blast_radius import BlastRadius
 from app.services.criteria import Criteria
 from app.services.log import Log
 from app.services.publishers import Publishers
-from app.storage.tables import Exchange, Incident, IncidentToken, Publisher, ReleaseFile, UploadToken
+from app.storage.tables import ApiToken, Exchange, Incident, IncidentToken, Publisher, ReleaseFile, UploadToken
 
 _incidents = Incident.__table__
 _incident_tokens = IncidentToken.__table__
 _tokens = UploadToken.__table__
+_api_tokens = ApiToken.__table__
 _publishers = Publisher.__table__
 _releases = ReleaseFile.__table__
 
@@ -144,20 +150,23 @@ class Incidents:
 
     async def _append(self, declaration: Declaration, actor: str):
         now = int(self.clock())
-        planned = []
+        planned: list[str] = []
+        planned_api: list[str] = []
         if declaration.revoke_tokens:
-            planned = await asyncio.to_thread(self._live_tokens_now, declaration.criteria, now)
+            planned, planned_api = await asyncio.to_thread(self._live_tokens_now, declaration.criteria, now)
         entry = IncidentEntry(
             time=rfc3339(now),
             incident_id="inc-" + secrets.token_hex(8),
             description=declaration.description,
             criteria=declaration.criteria.to_json(),
             actor=actor,
-            revoked_tokens=planned,
+            revoked_tokens=sorted(planned + planned_api),
         )
 
         def project_rows(conn: Connection, index: int) -> None:
-            if declaration.revoke_tokens and self._live_tokens(conn, declaration.criteria, index, now) != planned:
+            if declaration.revoke_tokens and self._live_tokens(
+                conn, declaration.criteria, index, now
+            ) != (planned, planned_api):
                 raise _MatchesChanged()
             if planned:
                 result = conn.execute(
@@ -167,24 +176,34 @@ class Incidents:
                 )
                 if result.rowcount != len(planned):
                     raise _MatchesChanged()
+            if planned_api:
+                result = conn.execute(
+                    update(_api_tokens)
+                    .where(_api_tokens.c.id.in_(planned_api), _api_tokens.c.revoked_at.is_(None))
+                    .values(revoked_at=now, revoked_by=actor, revoked_log_index=index)
+                )
+                if result.rowcount != len(planned_api):
+                    raise _MatchesChanged()
             write_incident(conn, index, entry)
 
         receipt = await self.log.append(entry.encode(), kind=entry.kind, projection=project_rows)
         return entry, receipt
 
-    def _live_tokens_now(self, criteria: Criteria, now: int) -> list[str]:
+    def _live_tokens_now(self, criteria: Criteria, now: int) -> tuple[list[str], list[str]]:
         with self.engine.connect() as conn:
             return self._live_tokens(conn, criteria, 1 << 62, now)
 
-    def _live_tokens(self, conn: Connection, criteria: Criteria, size: int, now: int) -> list[str]:
-        """Ids of the matching tokens (minted by exchanges below `size`) still valid at `now`, sorted."""
+    def _live_tokens(self, conn: Connection, criteria: Criteria, size: int, now: int) -> tuple[list[str], list[str]]:
+        """Ids of the matching upload tokens (minted by exchanges below `size`) still valid at
+        `now`, and of the API tokens, not revoked, that made a matching upload below `size`; each sorted."""
         query = self.blast.exchanges_query(criteria, size).subquery()
         rows = conn.execute(
             select(_tokens.c.id)
             .join(query, query.c.log_index == _tokens.c.exchange_log_index)
             .where(_tokens.c.revoked_at.is_(None), _tokens.c.expires_at > now)
         ).scalars()
-        return sorted(rows)
+        api = conn.execute(self.blast.live_api_tokens_query(criteria, size)).scalars()
+        return sorted(rows), sorted(api)
 
     async def _remove_publishers(self, criteria: Criteria, below: int, actor: str) -> list[dict[str, Any]]:
         removed = []

@@ -14,7 +14,7 @@ such as a token's secret hash or a row's surrogate key, are left out):
     incident, incident_token                      from `incident` entries
     publisher                                     from `publisher` entries (add, then remove)
     project, release_file                         from `upload` entries
-    api_token                                     from `api_token` entries (create, then revoke)
+    api_token                                     from `api_token` entries (create, then revoke) and `incident` entries
     project_setting                               from `project_settings` entries (the newest per project)
     release_attestation                           from `upload` entries (v2 `attestations`); each
                                                   stored body must hash to the digest its entry logged
@@ -166,7 +166,13 @@ class _Replay:
             self._digest("incident", incident)
             for row in tokens:
                 self._digest("incident_token", row)
-                self.revoked[row["token_id"]] = incident["declared_at"]
+                api_token = self.api_tokens.get(row["token_id"])
+                if api_token is None:  # an upload token an exchange minted
+                    self.revoked[row["token_id"]] = incident["declared_at"]
+                elif api_token["revoked_at"] is not None:
+                    self.problems.append(f"entry {index}: revokes API token {row['token_id']}, already revoked")
+                else:
+                    api_token.update(revoked_at=incident["declared_at"], revoked_by=entry.actor, revoked_log_index=index)
 
     def _digest(self, table: str, row: dict[str, Any]) -> None:
         self.digests[table].add(row[c] for c in COLUMNS[table])

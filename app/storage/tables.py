@@ -266,7 +266,7 @@ class Incident(SQLModel, table=True):
 
 
 class IncidentToken(SQLModel, table=True):
-    """An upload token an incident revoked; the token's own row gets `revoked_at`
+    """An upload or API token an incident revoked; the token's own row gets `revoked_at`
     (the incident's time) in the same transaction."""
 
     __tablename__ = "incident_token"

@@ -197,7 +197,8 @@ def test_a_token_minted_while_declaring_is_not_missed(service, scene, monkeypatc
     def stale_first(self, criteria, now):
         planned = real(self, criteria, now)
         calls.append(planned)
-        return planned[1:] if len(calls) == 1 else planned  # the first plan misses a token
+        upload_tokens, api_tokens = planned
+        return (upload_tokens[1:], api_tokens) if len(calls) == 1 else planned  # the first plan misses a token
 
     monkeypatch.setattr(Incidents, "_live_tokens_now", stale_first)
     size = service.log_size()

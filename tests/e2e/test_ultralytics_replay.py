@@ -238,3 +238,45 @@ def test_a_server_monitor_on_the_event_matches_the_api_token_uploads_only(replay
                if service.client.get(f"/api/v1/log/entries/{i}").json()["entry"].get("token_id") == second["id"]
                and service.client.get(f"/api/v1/log/entries/{i}").json()["entry"]["kind"] == "upload"]
     assert indexes == uploads and len(uploads) == 2
+
+
+@pytest.mark.parametrize("criteria", ["token_id", "auth"])
+def test_an_incident_on_the_api_token_half_revokes_the_token(replay, criteria):
+    """Declared by token id or by auth=api_token, the incident revokes the live API token (listed
+    in the entry's revoked_tokens, its api_token row revoked by the incident), twine then gets
+    403 with it, blast radius counts it among tokens_valid until then, and the audit agrees."""
+    from app.services.log_audit import audit_sequencer
+    from tests.e2e.test_upload import _twine
+
+    service, api_token, _, tmp_path = replay
+    asked = {"token_id": api_token["id"]} if criteria == "token_id" else {"auth": "api_token"}
+    verifier = note.Verifier(key_of(service))
+    with Server(service.url) as server:
+        assert blast_radius(server, verifier, asked).totals["tokens_valid"] == 1
+    declared = service.client.post(
+        "/api/v1/incidents", json={"description": "ci-legacy leaked", "criteria": asked, "revoke_tokens": True},
+        headers=service.admin,
+    )
+    assert declared.status_code == 201, declared.text
+    answer = declared.json()
+    assert answer["revoked_tokens"] == [api_token["id"]]
+    logged = service.client.get(f"/api/v1/log/entries/{answer['log_index']}").json()["entry"]
+    assert logged["kind"] == "incident" and logged["revoked_tokens"] == [api_token["id"]]
+    listed = service.client.get(f"/api/v1/projects/{PROJECT}/tokens", headers=service.admin).json()["tokens"]
+    assert [(t["id"], t["revoked_by"], t["revoked_log_index"]) for t in listed] == [
+        (api_token["id"], "admin", answer["log_index"])]
+    assert service.client.get(f"/api/v1/incidents/{answer['id']}").json()["revoked_tokens"] == [api_token["id"]]
+    with Server(service.url) as server:
+        assert blast_radius(server, verifier, asked).totals["tokens_valid"] == 0
+    dist = tmp_path / "late"
+    dist.mkdir()
+    before = service.log_size()
+    twine = _twine(service, api_token["token"], build_wheel(dist, "8.3.47"))
+    assert twine.returncode != 0 and "403" in twine.stdout + twine.stderr, twine.stdout + twine.stderr
+    assert service.log_size() == before
+    # a second incident finds nothing left to revoke
+    again = service.client.post("/api/v1/incidents", json={"description": "again", "criteria": asked},
+                                headers=service.admin)
+    assert again.status_code == 201 and again.json()["revoked_tokens"] == []
+    report = audit_sequencer(service.runtime.log.sequencer)
+    assert report.ok, report.summary()
