@@ -17,7 +17,7 @@ Schema (plain `sqlite3`, file ``mirror.sqlite3`` in the state folder)::
                 fields of app.identity (case-insensitive ones lower-cased)
     upload      idx, at, project, version, filename, sha256, token_id, exchange_idx
                 (NULL for an API-token upload), auth
-    revoked     token_id -> the first revocation or incident entry revoking it
+    revoked     token_id -> the first revocation, incident or api_token revoke entry revoking it
     incident    idx, incident_id, description, at, criteria (JSON object)
 
 with an index on every column a blast-radius or provenance query filters on.
@@ -313,11 +313,14 @@ class Mirror:
             }
             result.exchanges.append((item, VerifiedItem(idx, leaf, data, entry)))
         releases: set[tuple[str, str]] = set()
+        api_tokens: set[str] = set()
         for idx, project, version in upload_rows:
             leaf, data, proof = self._item_base(idx, size)
             entry = decode(data)
             assert isinstance(entry, UploadEntry)
             releases.add((project, version))
+            if entry.auth == "api_token":
+                api_tokens.add(entry.token_id)
             item = {
                 "index": idx, "leaf_hash": leaf.hex(), "time": entry.time, "project": entry.project,
                 "version": entry.version, "filename": entry.filename, "packagetype": entry.packagetype,
@@ -330,7 +333,12 @@ class Mirror:
             "uploads": len(upload_rows),
             "projects": len({p for p, _ in releases}),
             "releases": len(releases),
-            "tokens_valid": valid,
+            # as the server counts it: valid upload tokens plus the matching uploads' API tokens
+            # that no api_token revoke or incident entry in the verified prefix has revoked
+            "tokens_valid": valid + sum(
+                self.conn.execute("SELECT 1 FROM revoked WHERE token_id = ?", (token,)).fetchone() is None
+                for token in api_tokens
+            ),
         }
         return result
 
@@ -617,7 +625,7 @@ class Writer:
                  _at(entry.token_expires), json.dumps(entry.projects),
                  *(query_key(name, identity[name]) for name in IDENTITY_COLUMNS))
             )
-        elif isinstance(entry, RevocationEntry):
+        elif isinstance(entry, RevocationEntry) or (isinstance(entry, ApiTokenEntry) and entry.action == "revoke"):
             self._revoked.append((entry.token_id, index))
         elif isinstance(entry, IncidentEntry):
             self._revoked.extend((token, index) for token in entry.revoked_tokens)

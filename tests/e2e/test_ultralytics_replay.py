@@ -161,6 +161,7 @@ def test_the_mirror_answers_the_same_and_the_watch_event_fires_for_the_api_token
         mirrored = monitor.mirror.blast_radius(criteria, now=int(service.clock())).to_json()
         assert [u["filename"] for u in mirrored["uploads"]] == [u["filename"] for u in server_answer["uploads"]]
         assert mirrored["totals"]["uploads"] == server_answer["totals"]["uploads"]
+        assert mirrored["totals"]["tokens_valid"] == server_answer["totals"]["tokens_valid"], criteria
     for name in (halves["api_token"][0], halves["trusted_publishing"][0]):
         sha256 = next(
             e["sha256"] for e in (service.client.get(f"/api/v1/log/entries/{i}").json()["entry"]
@@ -268,6 +269,9 @@ def test_an_incident_on_the_api_token_half_revokes_the_token(replay, criteria):
     assert service.client.get(f"/api/v1/incidents/{answer['id']}").json()["revoked_tokens"] == [api_token["id"]]
     with Server(service.url) as server:
         assert blast_radius(server, verifier, asked).totals["tokens_valid"] == 0
+    monitor = follower(service, tmp_path)
+    monitor.step()
+    assert monitor.mirror.blast_radius(asked, now=int(service.clock())).totals["tokens_valid"] == 0
     dist = tmp_path / "late"
     dist.mkdir()
     before = service.log_size()
